@@ -1,1 +1,14 @@
-//! x
+//! wasmhooks: a hook host for auth platforms.
+//!
+//! Events come in; the hooks that subscribe to them run their steps
+//! (sandboxed WebAssembly plugins) and deliver the result.
+//!
+//! # Layout
+//!
+//! - [`runtime`]: the wasmtime engine, plugin loading and the compile cache,
+//!   per-call limits and the capabilities a plugin is granted.
+//! - [`cli`]: the `wasmhooks` command line, a thin layer over the above.
+#![deny(missing_docs)]
+
+pub mod cli;
+pub mod runtime;

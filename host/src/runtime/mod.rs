@@ -1,0 +1,399 @@
+//! The plugin runtime: one wasmtime engine, plugins compiled once (and cached
+//! on disk), and every call on a fresh instance inside its limits.
+//!
+//! - [`Runtime`] owns the engine (pooling allocator with copy-on-write
+//!   memory images, epoch interruption driven by one ticker thread), the
+//!   linker with the host's imports, and the on-disk compile cache.
+//! - [`Plugin`] is a loaded component, linked once (`InstancePre`); each
+//!   [`Plugin::call`] builds a new `Store`, so no state leaks between events.
+//! - Limits ([`Limits`]): CPU deadline, linear memory, wasm stack, input,
+//!   output, log and HTTP response sizes. Outbound HTTP goes only where the
+//!   call's [`Grants`] allow.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use wasmhooks::runtime::{Grants, PluginEvent, Runtime, RuntimeConfig};
+//!
+//! let runtime = Runtime::new(RuntimeConfig::default())?;
+//! let plugin = runtime.load(&std::fs::read("enrich.wasm")?)?;
+//! let event = PluginEvent {
+//!     id: "evt_1".into(),
+//!     name: "PostSignIn".into(),
+//!     created_at: "2026-01-01T00:00:00Z".into(),
+//!     payload: serde_json::value::RawValue::from_string(r#"{"userId":"u1"}"#.into())?,
+//!     hook_id: "hook_1".into(),
+//!     trigger: None,
+//! };
+//! let report = plugin.call(&event, &Grants::default().into()).await;
+//! println!("{:?} in {:?}", report.result, report.duration);
+//! # Ok(()) }
+//! ```
+
+mod bindings;
+mod cache;
+mod error;
+mod grants;
+mod logs;
+mod outbound;
+mod outcome;
+mod state;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+
+pub use self::cache::{content_hash, Origin};
+pub use self::error::{Blame, PluginError};
+pub use self::grants::{Grants, HostPattern, HostPatternError, HttpGrant};
+pub use self::logs::{LogLevel, LogLine, Logs};
+pub use self::outcome::{CallReport, Outcome, Patch, PluginEvent};
+
+use self::bindings::HookPre;
+use self::logs::LogSink;
+use self::outbound::Outbound;
+use self::state::HostState;
+
+/// How often the epoch ticker advances: the granularity of CPU deadlines.
+const TICK: Duration = Duration::from_millis(2);
+
+/// Per-call limits. The defaults suit webhook transforms and sign-in hooks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Wall-clock budget of one call, instantiation and outbound HTTP included.
+    pub timeout: Duration,
+    /// Linear memory one call may use, in bytes.
+    pub memory_bytes: usize,
+    /// Native stack for wasm frames, in bytes; deeper recursion traps.
+    pub stack_bytes: usize,
+    /// Largest event (payload and metadata) handed to a plugin, in bytes.
+    pub input_bytes: usize,
+    /// Largest answer accepted from a plugin, in bytes.
+    pub output_bytes: usize,
+    /// Log bytes kept per call; the rest is dropped and marked truncated.
+    pub log_bytes: usize,
+    /// Largest outbound HTTP response body a plugin may read, in bytes.
+    pub http_response_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            timeout: Duration::from_secs(1),
+            memory_bytes: 64 << 20,
+            stack_bytes: 512 << 10,
+            input_bytes: 1 << 20,
+            output_bytes: 1 << 20,
+            log_bytes: 64 << 10,
+            http_response_bytes: 1 << 20,
+        }
+    }
+}
+
+/// How to build a [`Runtime`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeConfig {
+    /// Limits applied to every call.
+    pub limits: Limits,
+    /// Directory for compiled components; `None` compiles on every load.
+    pub cache_dir: Option<PathBuf>,
+    /// Instances that may run at once; more calls wait for a slot. This sizes
+    /// the pooling allocator.
+    pub max_instances: u32,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            limits: Limits::default(),
+            cache_dir: None,
+            max_instances: 64,
+        }
+    }
+}
+
+/// The plugin runtime. Cheap to clone; clones share one engine.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<RuntimeInner>,
+}
+
+struct RuntimeInner {
+    engine: Engine,
+    linker: Linker<HostState>,
+    config: RuntimeConfig,
+    /// One permit per pooled instance slot, so callers queue instead of
+    /// failing when all slots are busy.
+    slots: Semaphore,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").field("config", &self.inner.config).finish()
+    }
+}
+
+impl Runtime {
+    /// Build the engine, the linker and the epoch ticker.
+    pub fn new(config: RuntimeConfig) -> Result<Self, PluginError> {
+        let host = |e: wasmtime::Error| PluginError::Host(format!("{e:#}"));
+        let limits = &config.limits;
+        let memory_slot = limits.memory_bytes.next_multiple_of(64 << 10);
+
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(config.max_instances)
+            .total_core_instances(config.max_instances * 4)
+            .total_memories(config.max_instances * 2)
+            .total_tables(config.max_instances * 4)
+            .total_stacks(config.max_instances)
+            .max_memory_size(memory_slot)
+            // Keep the first pages of each slot resident between calls: a
+            // fresh instance then costs no page faults (measured: 64 µs to 37 µs).
+            .linear_memory_keep_resident(2 << 20)
+            .table_keep_resident(64 << 10)
+            .pagemap_scan(wasmtime::Enabled::Auto);
+
+        let mut wasm = Config::new();
+        wasm.wasm_component_model(true)
+            .epoch_interruption(true)
+            .max_wasm_stack(limits.stack_bytes)
+            .async_stack_size(limits.stack_bytes + (1 << 20))
+            .memory_init_cow(true)
+            .memory_reservation(memory_slot as u64)
+            .memory_guard_size(64 << 10)
+            .memory_reservation_for_growth(0)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&wasm).map_err(host)?;
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(host)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(host)?;
+        bindings::config::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(host)?;
+        bindings::secrets::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(host)?;
+        bindings::log::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(host)?;
+        bindings::types::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(host)?;
+
+        start_ticker(&engine);
+        Ok(Runtime {
+            inner: Arc::new(RuntimeInner {
+                slots: Semaphore::new(config.max_instances as usize),
+                engine,
+                linker,
+                config,
+                tls: outbound::tls_config(),
+            }),
+        })
+    }
+
+    /// The limits every call runs under.
+    pub fn limits(&self) -> &Limits {
+        &self.inner.config.limits
+    }
+
+    /// Validate, compile (or read from the cache) and link a component.
+    ///
+    /// Fails with [`PluginError::InvalidComponent`] for bytes that are not a
+    /// component and [`PluginError::WrongWorld`] for a component that does not
+    /// implement `wasmhooks:hook@0.1`.
+    pub fn load(&self, bytes: &[u8]) -> Result<Plugin, PluginError> {
+        let hash = content_hash(bytes);
+        let (component, origin) =
+            cache::load(&self.inner.engine, self.inner.config.cache_dir.as_deref(), bytes, &hash)?;
+        let instance_pre = self
+            .inner
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| PluginError::WrongWorld(format!("{e:#}")))?;
+        let pre = HookPre::new(instance_pre).map_err(|e| PluginError::WrongWorld(format!("{e:#}")))?;
+        Ok(Plugin {
+            inner: Arc::new(PluginInner {
+                runtime: self.clone(),
+                pre,
+                hash,
+                origin,
+            }),
+        })
+    }
+}
+
+/// Advance the engine's epoch every [`TICK`] until the engine is dropped.
+fn start_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("wasmhooks-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(TICK);
+            }
+        })
+        .expect("spawn the epoch ticker thread");
+}
+
+/// A loaded plugin, ready to be called any number of times, concurrently.
+#[derive(Clone)]
+pub struct Plugin {
+    inner: Arc<PluginInner>,
+}
+
+struct PluginInner {
+    runtime: Runtime,
+    pre: HookPre<HostState>,
+    hash: String,
+    origin: Origin,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("hash", &self.inner.hash)
+            .field("origin", &self.inner.origin)
+            .finish()
+    }
+}
+
+impl Plugin {
+    /// SHA-256 of the component's bytes, in hex.
+    pub fn hash(&self) -> &str {
+        &self.inner.hash
+    }
+
+    /// Whether loading compiled the component or read it from the cache.
+    pub fn origin(&self) -> Origin {
+        self.inner.origin
+    }
+
+    /// Call the plugin on `event` with the runtime's default timeout.
+    pub async fn call(&self, event: &PluginEvent, grants: &Arc<Grants>) -> CallReport {
+        let deadline = Instant::now() + self.inner.runtime.limits().timeout;
+        self.call_until(event, grants, deadline).await
+    }
+
+    /// Call the plugin on `event`, failing with
+    /// [`PluginError::DeadlineExceeded`] if it is not done by `deadline`.
+    pub async fn call_until(&self, event: &PluginEvent, grants: &Arc<Grants>, deadline: Instant) -> CallReport {
+        let started = Instant::now();
+        let limits = self.inner.runtime.limits();
+        let logs = LogSink::new(limits.log_bytes);
+        let budget = deadline.saturating_duration_since(started);
+        let result = match tokio::time::timeout_at(deadline, self.run(event, grants, &logs, deadline)).await {
+            Ok(result) => result,
+            Err(_) => Err(PluginError::DeadlineExceeded(budget)),
+        };
+        CallReport {
+            result,
+            logs: logs.finish(),
+            duration: started.elapsed(),
+        }
+    }
+
+    async fn run(
+        &self,
+        event: &PluginEvent,
+        grants: &Arc<Grants>,
+        logs: &LogSink,
+        deadline: Instant,
+    ) -> Result<Outcome, PluginError> {
+        let runtime = &self.inner.runtime.inner;
+        let limits = &runtime.config.limits;
+        let size = event.size();
+        if size > limits.input_bytes {
+            return Err(PluginError::InputTooLarge {
+                size,
+                limit: limits.input_bytes,
+            });
+        }
+        let _slot = runtime
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| PluginError::Host("runtime is shutting down".into()))?;
+
+        let outbound = Outbound {
+            grants: grants.clone(),
+            violation: Default::default(),
+            tls: runtime.tls.clone(),
+            max_response_bytes: limits.http_response_bytes,
+            deadline,
+        };
+        let violation = outbound.violation.clone();
+        let state = HostState::new(grants.clone(), logs.clone(), outbound, limits.memory_bytes);
+        let mut store = Store::new(&runtime.engine, state);
+        store.limiter(|s| &mut s.memory);
+        let ticks = deadline.saturating_duration_since(Instant::now()).as_nanos() / TICK.as_nanos() + 1;
+        store.set_epoch_deadline(ticks as u64);
+        store.epoch_deadline_trap();
+
+        let budget = || deadline.saturating_duration_since(Instant::now());
+        let hook = match self.inner.pre.instantiate_async(&mut store).await {
+            Ok(hook) => hook,
+            Err(e) if store.data().memory.hit => {
+                tracing::debug!(error = %e, "instantiation refused by the memory cap");
+                return Err(PluginError::MemoryLimit {
+                    limit: limits.memory_bytes,
+                });
+            }
+            Err(e) => return Err(PluginError::Host(format!("instantiation failed: {e:#}"))),
+        };
+        let answer = hook
+            .wasmhooks_hook_handler()
+            .call_handle(&mut store, &event.to_wit())
+            .await;
+
+        if let Some(violation) = violation.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            if !matches!(answer, Ok(Ok(_))) {
+                return Err(violation);
+            }
+        }
+        match answer {
+            Ok(Ok(outcome)) => Outcome::from_wit(outcome, event.trigger.is_some(), limits.output_bytes),
+            Ok(Err(message)) => {
+                let mut message = message;
+                truncate(&mut message, 4096);
+                Err(PluginError::Failed(message))
+            }
+            Err(e) => Err(classify_trap(e, store.data(), limits, budget())),
+        }
+    }
+}
+
+/// Turn a wasmtime error from a call into the typed error it stands for.
+fn classify_trap(error: wasmtime::Error, state: &HostState, limits: &Limits, left: Duration) -> PluginError {
+    if state.memory.hit {
+        return PluginError::MemoryLimit {
+            limit: limits.memory_bytes,
+        };
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => PluginError::DeadlineExceeded(limits.timeout.min(limits.timeout - left.min(limits.timeout))),
+        Some(Trap::StackOverflow) => PluginError::StackOverflow,
+        Some(trap) => {
+            let message = match state.logs.panic_message() {
+                Some(panic) => format!("{trap}; the plugin panicked: {panic}"),
+                None => trap.to_string(),
+            };
+            PluginError::Trap { message }
+        }
+        None => PluginError::Trap {
+            message: format!("{error:#}"),
+        },
+    }
+}
+
+/// Cut `text` to at most `max` bytes on a character boundary.
+fn truncate(text: &mut String, max: usize) {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+}

@@ -1,0 +1,119 @@
+//! Test support shared by the workspace's tests.
+//!
+//! - [`plugin`]: the path of an example or fixture plugin, built to
+//!   `wasm32-wasip2` from `plugins/` on first use (installing the target if
+//!   it is missing), so `cargo test` needs no other step.
+//! - [`Receiver`]: a real HTTP server on 127.0.0.1 with the handler a test
+//!   gives it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The workspace root.
+pub fn workspace_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the workspace root")
+}
+
+/// Path of the compiled plugin `name` (the crate name under `plugins/`).
+///
+/// The first call in a process builds every plugin in release mode into
+/// `target/wasm`; cargo makes later builds no-ops and serialises concurrent ones.
+pub fn plugin(name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let dir = BUILT.get_or_init(build_plugins);
+    let lib = dir.join(format!("{}.wasm", name.replace('-', "_")));
+    if lib.exists() {
+        return lib;
+    }
+    let bin = dir.join(format!("{name}.wasm"));
+    assert!(bin.exists(), "no plugin named `{name}` was built in {}", dir.display());
+    bin
+}
+
+/// The bytes of plugin `name`.
+pub fn plugin_bytes(name: &str) -> Vec<u8> {
+    std::fs::read(plugin(name)).expect("read the built plugin")
+}
+
+/// Install the wasm32-wasip2 target when rustup lacks it.
+pub fn ensure_wasm_target() {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("wasm32-wasip2"))
+        .unwrap_or(false);
+    if !installed {
+        let status = Command::new("rustup")
+            .args(["target", "add", "wasm32-wasip2"])
+            .status()
+            .expect("run rustup");
+        assert!(status.success(), "rustup target add wasm32-wasip2 failed");
+    }
+}
+
+fn build_plugins() -> PathBuf {
+    ensure_wasm_target();
+    let root = workspace_root();
+    let target_dir = root.join("target").join("wasm");
+    let mut packages: Vec<String> = std::fs::read_dir(root.join("plugins"))
+        .expect("list plugins/")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("Cargo.toml").exists())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    packages.sort();
+    let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cargo
+        .current_dir(root)
+        .args(["build", "--release", "--target", "wasm32-wasip2", "--target-dir"])
+        .arg(&target_dir)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("CARGO_BUILD_TARGET");
+    for p in &packages {
+        cargo.args(["-p", p]);
+    }
+    let status = cargo.status().expect("run cargo to build the plugins");
+    assert!(status.success(), "building the plugins to wasm32-wasip2 failed");
+    target_dir.join("wasm32-wasip2").join("release")
+}
+
+/// A real HTTP server on 127.0.0.1, on a free port, serving `router` until
+/// dropped.
+pub struct Receiver {
+    addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    /// Start serving `router` (call from inside a tokio runtime).
+    pub async fn start(router: axum::Router) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port");
+        let addr = listener.local_addr().expect("local address");
+        let task = tokio::spawn(async move {
+            axum::serve(listener, router).await.expect("serve");
+        });
+        Receiver { addr, task }
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT` followed by `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
