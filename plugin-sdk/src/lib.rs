@@ -78,6 +78,9 @@ pub trait Hook {
 #[macro_export]
 macro_rules! export_hook {
     ($hook:ty) => {
+        // Only a wasm build exports the handler; a native build of the same
+        // crate (for unit tests or benchmarks of its logic) exports nothing.
+        #[cfg(target_family = "wasm")]
         const _: () = {
             struct __WasmhooksHandler;
 
@@ -91,6 +94,9 @@ macro_rules! export_hook {
 
             $crate::bindings::__export_hook_world!(__WasmhooksHandler with_types_in $crate::bindings);
         };
+        #[cfg(not(target_family = "wasm"))]
+        const _: fn($crate::Event) -> ::core::result::Result<$crate::Outcome, $crate::Error> =
+            <$hook as $crate::Hook>::handle;
     };
 }
 

@@ -53,7 +53,8 @@ pub use self::grants::{Grants, HostPattern, HostPatternError, HttpGrant};
 pub use self::logs::{LogLevel, LogLine, Logs};
 pub use self::outcome::{CallReport, Outcome, Patch, PluginEvent};
 
-use self::bindings::HookPre;
+
+use self::bindings::{Hook, HookPre};
 use self::logs::LogSink;
 use self::outbound::Outbound;
 use self::state::HostState;
@@ -128,7 +129,7 @@ struct RuntimeInner {
     config: RuntimeConfig,
     /// One permit per pooled instance slot, so callers queue instead of
     /// failing when all slots are busy.
-    slots: Semaphore,
+    slots: Arc<Semaphore>,
     tls: Arc<rustls::ClientConfig>,
 }
 
@@ -181,7 +182,7 @@ impl Runtime {
         start_ticker(&engine);
         Ok(Runtime {
             inner: Arc::new(RuntimeInner {
-                slots: Semaphore::new(config.max_instances as usize),
+                slots: Arc::new(Semaphore::new(config.max_instances as usize)),
                 engine,
                 linker,
                 config,
@@ -302,19 +303,20 @@ impl Plugin {
     ) -> Result<Outcome, PluginError> {
         let runtime = &self.inner.runtime.inner;
         let limits = &runtime.config.limits;
-        let size = event.size();
-        if size > limits.input_bytes {
-            return Err(PluginError::InputTooLarge {
-                size,
-                limit: limits.input_bytes,
-            });
-        }
+        check_input(event, limits)?;
         let _slot = runtime
             .slots
             .acquire()
             .await
             .map_err(|_| PluginError::Host("runtime is shutting down".into()))?;
+        let mut store = self.new_store(grants, logs, deadline);
+        let hook = self.instantiate(&mut store).await?;
+        invoke(&mut store, &hook, event, deadline, limits).await
+    }
 
+    fn new_store(&self, grants: &Arc<Grants>, logs: &LogSink, deadline: Instant) -> Store<HostState> {
+        let runtime = &self.inner.runtime.inner;
+        let limits = &runtime.config.limits;
         let outbound = Outbound {
             grants: grants.clone(),
             violation: Default::default(),
@@ -322,56 +324,127 @@ impl Plugin {
             max_response_bytes: limits.http_response_bytes,
             deadline,
         };
-        let violation = outbound.violation.clone();
         let state = HostState::new(grants.clone(), logs.clone(), outbound, limits.memory_bytes);
         let mut store = Store::new(&runtime.engine, state);
         store.limiter(|s| &mut s.memory);
-        let ticks = deadline.saturating_duration_since(Instant::now()).as_nanos() / TICK.as_nanos() + 1;
-        store.set_epoch_deadline(ticks as u64);
         store.epoch_deadline_trap();
+        store
+    }
 
-        let budget = || deadline.saturating_duration_since(Instant::now());
-        let hook = match self.inner.pre.instantiate_async(&mut store).await {
-            Ok(hook) => hook,
+    async fn instantiate(&self, store: &mut Store<HostState>) -> Result<Hook, PluginError> {
+        match self.inner.pre.instantiate_async(&mut *store).await {
+            Ok(hook) => Ok(hook),
             Err(e) if store.data().memory.hit => {
                 tracing::debug!(error = %e, "instantiation refused by the memory cap");
-                return Err(PluginError::MemoryLimit {
-                    limit: limits.memory_bytes,
-                });
+                Err(PluginError::MemoryLimit {
+                    limit: store.data().memory.limit,
+                })
             }
-            Err(e) => return Err(PluginError::Host(format!("instantiation failed: {e:#}"))),
-        };
-        let answer = hook
-            .wasmhooks_hook_handler()
-            .call_handle(&mut store, &event.to_wit())
-            .await;
-
-        if let Some(violation) = violation.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            if !matches!(answer, Ok(Ok(_))) {
-                return Err(violation);
-            }
+            Err(e) => Err(PluginError::Host(format!("instantiation failed: {e:#}"))),
         }
-        match answer {
-            Ok(Ok(outcome)) => Outcome::from_wit(outcome, event.trigger.is_some(), limits.output_bytes),
-            Ok(Err(message)) => {
-                let mut message = message;
-                truncate(&mut message, 4096);
-                Err(PluginError::Failed(message))
-            }
-            Err(e) => Err(classify_trap(e, store.data(), limits, budget())),
+    }
+
+    /// One instance kept for many calls: cheaper per call than
+    /// [`Plugin::call`], but memory and globals persist from one call to the
+    /// next. Use it only for a batch of one hook's events (and to measure
+    /// what a fresh instance per call costs); the host itself always calls
+    /// on fresh instances. The instance holds a pool slot until dropped.
+    pub async fn reusable_instance(&self, grants: &Arc<Grants>) -> Result<ReusedInstance, PluginError> {
+        let runtime = &self.inner.runtime.inner;
+        let slot = runtime
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| PluginError::Host("runtime is shutting down".into()))?;
+        let logs = LogSink::new(runtime.config.limits.log_bytes);
+        let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
+        let mut store = self.new_store(grants, &logs, far);
+        store.set_epoch_deadline(u64::MAX / 2);
+        let hook = self.instantiate(&mut store).await?;
+        Ok(ReusedInstance {
+            store,
+            hook,
+            _slot: slot,
+            plugin: self.clone(),
+        })
+    }
+}
+
+/// A plugin instance kept across calls; see [`Plugin::reusable_instance`].
+pub struct ReusedInstance {
+    store: Store<HostState>,
+    hook: Hook,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+    plugin: Plugin,
+}
+
+impl ReusedInstance {
+    /// Call the instance on `event` within the runtime's timeout.
+    pub async fn call(&mut self, event: &PluginEvent) -> Result<Outcome, PluginError> {
+        let limits = self.plugin.inner.runtime.limits().clone();
+        check_input(event, &limits)?;
+        let deadline = Instant::now() + limits.timeout;
+        self.store.data_mut().outbound.deadline = deadline;
+        match tokio::time::timeout_at(deadline, invoke(&mut self.store, &self.hook, event, deadline, &limits)).await {
+            Ok(result) => result,
+            Err(_) => Err(PluginError::DeadlineExceeded(limits.timeout)),
         }
     }
 }
 
+fn check_input(event: &PluginEvent, limits: &Limits) -> Result<(), PluginError> {
+    let size = event.size();
+    if size > limits.input_bytes {
+        return Err(PluginError::InputTooLarge {
+            size,
+            limit: limits.input_bytes,
+        });
+    }
+    Ok(())
+}
+
+/// Call `handle` on an instance and turn what comes back into an outcome or
+/// a typed error.
+async fn invoke(
+    store: &mut Store<HostState>,
+    hook: &Hook,
+    event: &PluginEvent,
+    deadline: Instant,
+    limits: &Limits,
+) -> Result<Outcome, PluginError> {
+    let started = Instant::now();
+    let ticks = deadline.saturating_duration_since(started).as_nanos() / TICK.as_nanos() + 1;
+    store.set_epoch_deadline(ticks as u64);
+    let answer = hook
+        .wasmhooks_hook_handler()
+        .call_handle(&mut *store, &event.to_wit())
+        .await;
+    let state = store.data();
+    if let Some(violation) = state.outbound.violation.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if !matches!(answer, Ok(Ok(_))) {
+            return Err(violation);
+        }
+    }
+    match answer {
+        Ok(Ok(outcome)) => Outcome::from_wit(outcome, event.trigger.is_some(), limits.output_bytes),
+        Ok(Err(mut message)) => {
+            truncate(&mut message, 4096);
+            Err(PluginError::Failed(message))
+        }
+        Err(e) => Err(classify_trap(e, state, started.elapsed())),
+    }
+}
+
 /// Turn a wasmtime error from a call into the typed error it stands for.
-fn classify_trap(error: wasmtime::Error, state: &HostState, limits: &Limits, left: Duration) -> PluginError {
+fn classify_trap(error: wasmtime::Error, state: &HostState, ran: Duration) -> PluginError {
     if state.memory.hit {
         return PluginError::MemoryLimit {
-            limit: limits.memory_bytes,
+            limit: state.memory.limit,
         };
     }
     match error.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) => PluginError::DeadlineExceeded(limits.timeout.min(limits.timeout - left.min(limits.timeout))),
+        Some(Trap::Interrupt) => PluginError::DeadlineExceeded(ran),
         Some(Trap::StackOverflow) => PluginError::StackOverflow,
         Some(trap) => {
             let message = match state.logs.panic_message() {

@@ -83,3 +83,19 @@ impl Hook for BlockDisposableEmail {
 }
 
 export_hook!(BlockDisposableEmail);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_disposable_domains_and_their_subdomains() {
+        assert_eq!(domain("Ada@Mailinator.COM").as_deref(), Some("mailinator.com"));
+        assert_eq!(domain("no-at-sign"), None);
+        assert!(is_disposable("mailinator.com", &[]));
+        assert!(is_disposable("eu.yopmail.com", &[]));
+        assert!(!is_disposable("example.com", &[]));
+        assert!(!is_disposable("com", &[]));
+        assert!(is_disposable("x.throwaway.test", &["throwaway.test".into()]));
+    }
+}
