@@ -43,15 +43,23 @@ fn payload() -> String {
         "hookId": "hook_1"
     });
     let text = payload.to_string();
-    assert!((1000..1300).contains(&text.len()), "payload is {} bytes", text.len());
+    assert!(
+        (1000..1300).contains(&text.len()),
+        "payload is {} bytes",
+        text.len()
+    );
     text
 }
 
 fn fields() -> Vec<(String, String)> {
-    [("tenant", "acme"), ("meta.environment", "production"), ("meta.region", "eu-west")]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    [
+        ("tenant", "acme"),
+        ("meta.environment", "production"),
+        ("meta.region", "eu-west"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
 }
 
 /// The transform as the plugin does it: parse, change, serialise.
@@ -63,7 +71,9 @@ fn native(payload: &str, fields: &[(String, String)]) -> String {
 
 fn expect_enriched(outcome: Result<Outcome, wasmhooks::runtime::PluginError>) {
     match outcome {
-        Ok(Outcome::Continue { payload: Some(p), .. }) => assert!(p.get().contains("\"tenant\":\"acme\"")),
+        Ok(Outcome::Continue {
+            payload: Some(p), ..
+        }) => assert!(p.get().contains("\"tenant\":\"acme\"")),
         other => panic!("unexpected outcome {other:?}"),
     }
 }
@@ -78,7 +88,12 @@ fn per_call(elapsed: Duration, calls: usize) -> f64 {
     elapsed.as_nanos() as f64 / calls as f64
 }
 
-async fn fresh_round(plugin: &Plugin, event: &PluginEvent, grants: &Arc<Grants>, calls: usize) -> Duration {
+async fn fresh_round(
+    plugin: &Plugin,
+    event: &PluginEvent,
+    grants: &Arc<Grants>,
+    calls: usize,
+) -> Duration {
     let started = Instant::now();
     for _ in 0..calls {
         expect_enriched(plugin.call(event, grants).await.result);
@@ -86,7 +101,12 @@ async fn fresh_round(plugin: &Plugin, event: &PluginEvent, grants: &Arc<Grants>,
     started.elapsed()
 }
 
-async fn reused_round(plugin: &Plugin, event: &PluginEvent, grants: &Arc<Grants>, calls: usize) -> Duration {
+async fn reused_round(
+    plugin: &Plugin,
+    event: &PluginEvent,
+    grants: &Arc<Grants>,
+    calls: usize,
+) -> Duration {
     let mut instance = plugin.reusable_instance(grants).await.unwrap();
     expect_enriched(instance.call(event).await);
     let started = Instant::now();
@@ -138,8 +158,14 @@ fn main() {
         let mut reused = Vec::new();
         let mut fresh = Vec::new();
         for _ in 0..ROUNDS {
-            reused.push(per_call(reused_round(&plugin, &event, &grants, CALLS_PER_ROUND).await, CALLS_PER_ROUND));
-            fresh.push(per_call(fresh_round(&plugin, &event, &grants, CALLS_PER_ROUND).await, CALLS_PER_ROUND));
+            reused.push(per_call(
+                reused_round(&plugin, &event, &grants, CALLS_PER_ROUND).await,
+                CALLS_PER_ROUND,
+            ));
+            fresh.push(per_call(
+                fresh_round(&plugin, &event, &grants, CALLS_PER_ROUND).await,
+                CALLS_PER_ROUND,
+            ));
         }
         (reused, fresh)
     });
@@ -181,13 +207,22 @@ fn main() {
         (rates[0], rates[1])
     });
 
-    println!("1 KB JSON transform ({} bytes), median of {ROUNDS} rounds x {CALLS_PER_ROUND} calls", payload.len());
-    println!("{:<34} {:>10} {:>10} {:>16}", "", "ns/call", "x native", "calls/s (2 cores)");
+    println!(
+        "1 KB JSON transform ({} bytes), median of {ROUNDS} rounds x {CALLS_PER_ROUND} calls",
+        payload.len()
+    );
+    println!(
+        "{:<34} {:>10} {:>10} {:>16}",
+        "", "ns/call", "x native", "calls/s (2 cores)"
+    );
     for (name, ns, rate) in [
         ("native Rust", native_ns, native_rate),
         ("plugin, reused instance", reused_ns, reused_rate),
         ("plugin, fresh instance per call", fresh_ns, fresh_rate),
     ] {
-        println!("{name:<34} {ns:>10.0} {:>10.2} {rate:>16.0}", ns / native_ns);
+        println!(
+            "{name:<34} {ns:>10.0} {:>10.2} {rate:>16.0}",
+            ns / native_ns
+        );
     }
 }

@@ -12,7 +12,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use wasmhooks::runtime::{
-    Grants, Limits, Origin, Outcome, Patch, Plugin, PluginError, PluginEvent, Runtime, RuntimeConfig,
+    Grants, Limits, Origin, Outcome, Patch, Plugin, PluginError, PluginEvent, Runtime,
+    RuntimeConfig,
 };
 use wasmhooks_testkit::{plugin_bytes, Receiver};
 
@@ -41,7 +42,10 @@ fn event(name: &str, payload: Value, trigger: Option<&str>) -> PluginEvent {
 
 fn grants(config: &[(&str, &str)]) -> Arc<Grants> {
     Arc::new(Grants {
-        config: config.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        config: config
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         ..Grants::default()
     })
 }
@@ -54,7 +58,8 @@ fn load(runtime: &Runtime, name: &str) -> Plugin {
 fn continued(result: Result<Outcome, PluginError>) -> Value {
     match result {
         Ok(Outcome::Continue {
-            payload: Some(payload), ..
+            payload: Some(payload),
+            ..
         }) => serde_json::from_str(payload.get()).unwrap(),
         other => panic!("expected continue with a payload, got {other:?}"),
     }
@@ -75,7 +80,10 @@ fn interaction() -> Value {
 async fn assert_still_serves(runtime: &Runtime) {
     let hostile = load(runtime, "hostile");
     let report = hostile
-        .call(&event("PostSignIn", json!({"ok": true}), None), &grants(&[("mode", "ok")]))
+        .call(
+            &event("PostSignIn", json!({"ok": true}), None),
+            &grants(&[("mode", "ok")]),
+        )
         .await;
     assert_eq!(continued(report.result), json!({"ok": true}));
 }
@@ -87,12 +95,19 @@ async fn enrich_adds_configured_fields() {
     let report = plugin
         .call(
             &event("PostSignIn", interaction(), None),
-            &grants(&[("tenant", "acme"), ("meta.environment", "production"), ("meta.shard", "3")]),
+            &grants(&[
+                ("tenant", "acme"),
+                ("meta.environment", "production"),
+                ("meta.shard", "3"),
+            ]),
         )
         .await;
     let payload = continued(report.result);
     assert_eq!(payload["tenant"], "acme");
-    assert_eq!(payload["meta"], json!({"environment": "production", "shard": 3}));
+    assert_eq!(
+        payload["meta"],
+        json!({"environment": "production", "shard": 3})
+    );
     assert_eq!(payload["userId"], "u_1", "existing fields stay");
 }
 
@@ -125,7 +140,9 @@ async fn redact_masks_or_removes_paths() {
     assert!(removed.get("userIp").is_none());
     assert!(removed["user"].get("primaryEmail").is_none());
 
-    let misconfigured = plugin.call(&event("PostSignIn", interaction(), None), &grants(&[])).await;
+    let misconfigured = plugin
+        .call(&event("PostSignIn", interaction(), None), &grants(&[]))
+        .await;
     assert!(
         matches!(&misconfigured.result, Err(PluginError::Failed(m)) if m.contains("paths")),
         "{:?}",
@@ -138,7 +155,9 @@ async fn filter_cancels_unless_payload_matches() {
     let runtime = runtime();
     let plugin = load(&runtime, "filter");
     let only_example = grants(&[("path", "user.primaryEmail"), ("ends-with", "@example.com")]);
-    let kept = plugin.call(&event("PostSignIn", interaction(), None), &only_example).await;
+    let kept = plugin
+        .call(&event("PostSignIn", interaction(), None), &only_example)
+        .await;
     assert!(
         matches!(kept.result, Ok(Outcome::Continue { payload: None, .. })),
         "{:?}",
@@ -147,7 +166,9 @@ async fn filter_cancels_unless_payload_matches() {
 
     let mut other = interaction();
     other["user"]["primaryEmail"] = json!("bob@elsewhere.org");
-    let dropped = plugin.call(&event("PostSignIn", other, None), &only_example).await;
+    let dropped = plugin
+        .call(&event("PostSignIn", other, None), &only_example)
+        .await;
     assert!(
         matches!(&dropped.result, Ok(Outcome::Cancel { reason }) if reason.contains("user.primaryEmail")),
         "{:?}",
@@ -155,7 +176,9 @@ async fn filter_cancels_unless_payload_matches() {
     );
 
     let by_event = grants(&[("path", "interactionEvent"), ("one-of", "Register, SignIn")]);
-    let report = plugin.call(&event("PostSignIn", interaction(), None), &by_event).await;
+    let report = plugin
+        .call(&event("PostSignIn", interaction(), None), &by_event)
+        .await;
     assert!(matches!(report.result, Ok(Outcome::Continue { .. })));
 }
 
@@ -167,7 +190,14 @@ async fn block_disposable_email_denies_sync_registration() {
     let trigger = Some("pre-registration");
 
     let denied = plugin
-        .call(&event("PostRegister", json!({"email": "x@Mailinator.com"}), trigger), &none)
+        .call(
+            &event(
+                "PostRegister",
+                json!({"email": "x@Mailinator.com"}),
+                trigger,
+            ),
+            &none,
+        )
         .await;
     match denied.result {
         Ok(Outcome::Deny { code, message }) => {
@@ -178,23 +208,51 @@ async fn block_disposable_email_denies_sync_registration() {
     }
 
     let sub = plugin
-        .call(&event("PostRegister", json!({"user": {"primaryEmail": "x@eu.yopmail.com"}}), trigger), &none)
+        .call(
+            &event(
+                "PostRegister",
+                json!({"user": {"primaryEmail": "x@eu.yopmail.com"}}),
+                trigger,
+            ),
+            &none,
+        )
         .await;
-    assert!(matches!(sub.result, Ok(Outcome::Deny { .. })), "{:?}", sub.result);
+    assert!(
+        matches!(sub.result, Ok(Outcome::Deny { .. })),
+        "{:?}",
+        sub.result
+    );
 
     let fine = plugin
-        .call(&event("PostRegister", json!({"email": "ada@example.com"}), trigger), &none)
+        .call(
+            &event("PostRegister", json!({"email": "ada@example.com"}), trigger),
+            &none,
+        )
         .await;
-    assert!(matches!(fine.result, Ok(Outcome::Allow { patch: None })), "{:?}", fine.result);
+    assert!(
+        matches!(fine.result, Ok(Outcome::Allow { patch: None })),
+        "{:?}",
+        fine.result
+    );
 
     let extra = grants(&[("domains", "throwaway.test")]);
     let custom = plugin
-        .call(&event("PostRegister", json!({"email": "a@throwaway.test"}), trigger), &extra)
+        .call(
+            &event(
+                "PostRegister",
+                json!({"email": "a@throwaway.test"}),
+                trigger,
+            ),
+            &extra,
+        )
         .await;
     assert!(matches!(custom.result, Ok(Outcome::Deny { .. })));
 
     let async_delivery = plugin
-        .call(&event("PostRegister", json!({"email": "x@mailinator.com"}), None), &none)
+        .call(
+            &event("PostRegister", json!({"email": "x@mailinator.com"}), None),
+            &none,
+        )
         .await;
     assert!(matches!(async_delivery.result, Ok(Outcome::Cancel { .. })));
 }
@@ -224,13 +282,19 @@ async fn geo_lookup_calls_a_granted_http_api() {
     let plugin = load(&runtime, "geo-lookup");
     let url = receiver.url("/geo?ip={ip}");
     let grant = loopback_grant(&[("url", &url)], &["127.0.0.1"], &["127.0.0.1/32"]);
-    let report = plugin.call(&event("PostSignIn", interaction(), None), &grant).await;
+    let report = plugin
+        .call(&event("PostSignIn", interaction(), None), &grant)
+        .await;
     let payload = continued(report.result);
     assert_eq!(
         payload["geo"],
         json!({"ip": "203.0.113.7", "country": "NZ", "auth": "Bearer k3y"})
     );
-    assert!(report.logs.lines.iter().any(|l| l.message == "looked up 203.0.113.7"));
+    assert!(report
+        .logs
+        .lines
+        .iter()
+        .any(|l| l.message == "looked up 203.0.113.7"));
 }
 
 #[tokio::test]
@@ -241,13 +305,22 @@ async fn hostile_infinite_loop_hits_the_deadline() {
     });
     let plugin = load(&runtime, "hostile");
     let started = Instant::now();
-    let report = plugin.call(&event("PostSignIn", json!({}), None), &grants(&[("mode", "loop")])).await;
+    let report = plugin
+        .call(
+            &event("PostSignIn", json!({}), None),
+            &grants(&[("mode", "loop")]),
+        )
+        .await;
     assert!(
         matches!(report.result, Err(PluginError::DeadlineExceeded(_))),
         "{:?}",
         report.result
     );
-    assert!(started.elapsed() < Duration::from_secs(5), "deadline held: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "deadline held: {:?}",
+        started.elapsed()
+    );
     assert_still_serves(&runtime).await;
 }
 
@@ -258,7 +331,12 @@ async fn hostile_memory_bomb_hits_the_memory_cap() {
         ..Limits::default()
     });
     let plugin = load(&runtime, "hostile");
-    let report = plugin.call(&event("PostSignIn", json!({}), None), &grants(&[("mode", "memory")])).await;
+    let report = plugin
+        .call(
+            &event("PostSignIn", json!({}), None),
+            &grants(&[("mode", "memory")]),
+        )
+        .await;
     assert!(
         matches!(report.result, Err(PluginError::MemoryLimit { limit }) if limit == 32 << 20),
         "{:?}",
@@ -272,9 +350,16 @@ async fn hostile_recursion_overflows_its_stack() {
     let runtime = runtime();
     let plugin = load(&runtime, "hostile");
     let report = plugin
-        .call(&event("PostSignIn", json!({}), None), &grants(&[("mode", "recursion")]))
+        .call(
+            &event("PostSignIn", json!({}), None),
+            &grants(&[("mode", "recursion")]),
+        )
         .await;
-    assert!(matches!(report.result, Err(PluginError::StackOverflow)), "{:?}", report.result);
+    assert!(
+        matches!(report.result, Err(PluginError::StackOverflow)),
+        "{:?}",
+        report.result
+    );
     assert_still_serves(&runtime).await;
 }
 
@@ -283,7 +368,10 @@ async fn hostile_huge_output_is_refused() {
     let runtime = runtime();
     let plugin = load(&runtime, "hostile");
     let report = plugin
-        .call(&event("PostSignIn", json!({}), None), &grants(&[("mode", "huge-output")]))
+        .call(
+            &event("PostSignIn", json!({}), None),
+            &grants(&[("mode", "huge-output")]),
+        )
         .await;
     assert!(
         matches!(report.result, Err(PluginError::OutputTooLarge { size, limit }) if size > limit),
@@ -297,10 +385,18 @@ async fn hostile_huge_output_is_refused() {
 async fn hostile_panic_is_a_trap_with_its_message() {
     let runtime = runtime();
     let plugin = load(&runtime, "hostile");
-    let report = plugin.call(&event("PostSignIn", json!({}), None), &grants(&[("mode", "panic")])).await;
+    let report = plugin
+        .call(
+            &event("PostSignIn", json!({}), None),
+            &grants(&[("mode", "panic")]),
+        )
+        .await;
     match &report.result {
         Err(PluginError::Trap { message }) => {
-            assert!(message.contains("hostile plugin panicked on purpose"), "{message}")
+            assert!(
+                message.contains("hostile plugin panicked on purpose"),
+                "{message}"
+            )
         }
         other => panic!("expected a trap, got {other:?}"),
     }
@@ -318,7 +414,9 @@ async fn hostile_http_to_an_ungranted_host_is_forbidden() {
         &["api.example.com"],
         &["127.0.0.1/32"],
     );
-    let report = plugin.call(&event("PostSignIn", json!({}), None), &grant).await;
+    let report = plugin
+        .call(&event("PostSignIn", json!({}), None), &grant)
+        .await;
     assert!(
         matches!(&report.result, Err(PluginError::ForbiddenHost(h)) if h.starts_with("127.0.0.1:")),
         "{:?}",
@@ -335,7 +433,9 @@ async fn hostile_http_to_loopback_without_a_network_grant_is_blocked() {
     for host in ["127.0.0.1", "localhost"] {
         let url = receiver.url("/geo").replace("127.0.0.1", host);
         let grant = loopback_grant(&[("mode", "http"), ("url", &url)], &[host], &[]);
-        let report = plugin.call(&event("PostSignIn", json!({}), None), &grant).await;
+        let report = plugin
+            .call(&event("PostSignIn", json!({}), None), &grant)
+            .await;
         assert!(
             matches!(&report.result, Err(PluginError::BlockedAddress { host: h, .. }) if h == host),
             "{host}: {:?}",
@@ -355,8 +455,14 @@ async fn hostile_redirect_to_a_private_address_is_blocked() {
     .await;
     let runtime = runtime();
     let plugin = load(&runtime, "hostile");
-    let grant = loopback_grant(&[("mode", "http"), ("url", &receiver.url("/hop"))], &["*"], &["127.0.0.1/32"]);
-    let report = plugin.call(&event("PostSignIn", json!({}), None), &grant).await;
+    let grant = loopback_grant(
+        &[("mode", "http"), ("url", &receiver.url("/hop"))],
+        &["*"],
+        &["127.0.0.1/32"],
+    );
+    let report = plugin
+        .call(&event("PostSignIn", json!({}), None), &grant)
+        .await;
     assert!(
         matches!(&report.result, Err(PluginError::BlockedAddress { address, .. }) if address == "127.0.0.2"),
         "{:?}",
@@ -373,9 +479,16 @@ async fn hostile_log_flood_is_capped_not_fatal() {
     });
     let plugin = load(&runtime, "hostile");
     let report = plugin
-        .call(&event("PostSignIn", json!({}), None), &grants(&[("mode", "log-flood")]))
+        .call(
+            &event("PostSignIn", json!({}), None),
+            &grants(&[("mode", "log-flood")]),
+        )
         .await;
-    assert!(matches!(report.result, Ok(Outcome::Continue { .. })), "{:?}", report.result);
+    assert!(
+        matches!(report.result, Ok(Outcome::Continue { .. })),
+        "{:?}",
+        report.result
+    );
     assert!(report.logs.truncated);
     let kept: usize = report.logs.lines.iter().map(|l| l.message.len()).sum();
     assert!(kept <= 4096 && kept > 3000, "kept {kept} bytes");
@@ -386,7 +499,10 @@ async fn sync_outcome_on_an_async_call_is_invalid_output() {
     let runtime = runtime();
     let plugin = load(&runtime, "hostile");
     let report = plugin
-        .call(&event("PostSignIn", json!({}), None), &grants(&[("mode", "deny-async")]))
+        .call(
+            &event("PostSignIn", json!({}), None),
+            &grants(&[("mode", "deny-async")]),
+        )
         .await;
     assert!(
         matches!(&report.result, Err(PluginError::InvalidOutput(m)) if m.contains("synchronous")),
@@ -403,9 +519,14 @@ async fn oversized_input_is_refused_before_running() {
     });
     let plugin = load(&runtime, "hostile");
     let big = json!({"blob": "y".repeat(2000)});
-    let report = plugin.call(&event("PostSignIn", big, None), &grants(&[("mode", "ok")])).await;
+    let report = plugin
+        .call(&event("PostSignIn", big, None), &grants(&[("mode", "ok")]))
+        .await;
     assert!(
-        matches!(report.result, Err(PluginError::InputTooLarge { limit: 1024, .. })),
+        matches!(
+            report.result,
+            Err(PluginError::InputTooLarge { limit: 1024, .. })
+        ),
         "{:?}",
         report.result
     );
@@ -415,11 +536,17 @@ async fn oversized_input_is_refused_before_running() {
 async fn components_of_the_wrong_kind_are_refused_at_load() {
     let runtime = runtime();
     let wrong = runtime.load(&plugin_bytes("wrong-world")).unwrap_err();
-    assert!(matches!(&wrong, PluginError::WrongWorld(m) if m.contains("wasmhooks:hook/handler")), "{wrong}");
+    assert!(
+        matches!(&wrong, PluginError::WrongWorld(m) if m.contains("wasmhooks:hook/handler")),
+        "{wrong}"
+    );
 
     let core_module = b"\0asm\x01\0\0\0";
     let err = runtime.load(core_module).unwrap_err();
-    assert!(matches!(&err, PluginError::InvalidComponent(m) if m.contains("core")), "{err}");
+    assert!(
+        matches!(&err, PluginError::InvalidComponent(m) if m.contains("core")),
+        "{err}"
+    );
 
     let err = runtime.load(b"definitely not wasm").unwrap_err();
     assert!(matches!(err, PluginError::InvalidComponent(_)), "{err}");
@@ -448,7 +575,10 @@ async fn compiled_components_are_cached_across_restarts() {
     assert_eq!(again.origin(), Origin::Cache);
     assert_eq!(again.hash(), first.hash());
     let report = again
-        .call(&event("PostSignIn", json!({}), None), &grants(&[("tenant", "acme")]))
+        .call(
+            &event("PostSignIn", json!({}), None),
+            &grants(&[("tenant", "acme")]),
+        )
         .await;
     assert_eq!(continued(report.result), json!({"tenant": "acme"}));
 }
@@ -466,7 +596,10 @@ async fn calls_beyond_the_instance_pool_wait_for_a_slot() {
         let plugin = plugin.clone();
         calls.spawn(async move {
             let report = plugin
-                .call(&event("PostSignIn", json!({"n": i}), None), &grants(&[("tenant", "acme")]))
+                .call(
+                    &event("PostSignIn", json!({"n": i}), None),
+                    &grants(&[("tenant", "acme")]),
+                )
                 .await;
             (i, continued(report.result))
         });
@@ -483,9 +616,42 @@ async fn calls_beyond_the_instance_pool_wait_for_a_slot() {
 #[tokio::test]
 async fn patches_apply_in_order() {
     let mut doc = json!({"a": 1, "b": {"c": 2}});
-    Patch::Merge(json!({"b": {"c": null, "d": 3}})).apply(&mut doc).unwrap();
+    Patch::Merge(json!({"b": {"c": null, "d": 3}}))
+        .apply(&mut doc)
+        .unwrap();
     Patch::Json(serde_json::from_value(json!([{"op": "add", "path": "/e", "value": 4}])).unwrap())
         .apply(&mut doc)
         .unwrap();
     assert_eq!(doc, json!({"a": 1, "b": {"d": 3}, "e": 4}));
+}
+
+#[tokio::test]
+async fn a_reused_instance_serves_many_calls_within_limits() {
+    let runtime = runtime_with(Limits {
+        timeout: Duration::from_millis(200),
+        ..Limits::default()
+    });
+    let enrich = load(&runtime, "enrich");
+    let mut instance = enrich
+        .reusable_instance(&grants(&[("tenant", "acme")]))
+        .await
+        .unwrap();
+    for i in 0..3 {
+        let payload = continued(
+            instance
+                .call(&event("PostSignIn", json!({"n": i}), None))
+                .await,
+        );
+        assert_eq!(payload, json!({"n": i, "tenant": "acme"}));
+    }
+    let hostile = load(&runtime, "hostile");
+    let mut looping = hostile
+        .reusable_instance(&grants(&[("mode", "loop")]))
+        .await
+        .unwrap();
+    let result = looping.call(&event("PostSignIn", json!({}), None)).await;
+    assert!(
+        matches!(result, Err(PluginError::DeadlineExceeded(_))),
+        "{result:?}"
+    );
 }

@@ -243,7 +243,9 @@ fn send_once(request: &Request) -> Result<Response, HttpError> {
         .set_path_with_query(Some(target.path_and_query))
         .map_err(|()| invalid("path"))?;
 
-    let body = outgoing.body().map_err(|()| fail("request body taken twice"))?;
+    let body = outgoing
+        .body()
+        .map_err(|()| fail("request body taken twice"))?;
     if !request.body.is_empty() {
         let stream = body.write().map_err(|()| fail("request body stream"))?;
         for chunk in request.body.chunks(4096) {
@@ -267,21 +269,27 @@ fn send_once(request: &Request) -> Result<Response, HttpError> {
         .headers()
         .entries()
         .into_iter()
-        .map(|(n, v)| (n.to_ascii_lowercase(), String::from_utf8_lossy(&v).into_owned()))
+        .map(|(n, v)| {
+            (
+                n.to_ascii_lowercase(),
+                String::from_utf8_lossy(&v).into_owned(),
+            )
+        })
         .collect();
     let body = incoming
         .consume()
         .map_err(|()| fail("response body taken twice"))?;
-    let stream = body
-        .stream()
-        .map_err(|()| fail("response body stream"))?;
+    let stream = body.stream().map_err(|()| fail("response body stream"))?;
     let mut bytes = Vec::new();
     loop {
         match stream.blocking_read(64 * 1024) {
             Ok(chunk) => bytes.extend_from_slice(&chunk),
             Err(StreamError::Closed) => break,
             Err(StreamError::LastOperationFailed(e)) => {
-                return Err(fail(format!("reading response body: {}", e.to_debug_string())))
+                return Err(fail(format!(
+                    "reading response body: {}",
+                    e.to_debug_string()
+                )))
             }
         }
     }

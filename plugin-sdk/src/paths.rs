@@ -70,7 +70,10 @@ mod tests {
         assert_eq!(v["meta"]["tenant"], "acme");
         assert_eq!(remove(&mut v, "user.primaryEmail"), Some(json!("a@b.c")));
         assert_eq!(get(&v, "user.primaryEmail"), None);
-        assert_eq!(remove(&mut v, "user.roles.0"), Some(json!({"name": "admin"})));
+        assert_eq!(
+            remove(&mut v, "user.roles.0"),
+            Some(json!({"name": "admin"}))
+        );
         assert_eq!(remove(&mut v, "nothing.here"), None);
     }
 }

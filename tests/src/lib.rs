@@ -29,7 +29,11 @@ pub fn plugin(name: &str) -> PathBuf {
         return lib;
     }
     let bin = dir.join(format!("{name}.wasm"));
-    assert!(bin.exists(), "no plugin named `{name}` was built in {}", dir.display());
+    assert!(
+        bin.exists(),
+        "no plugin named `{name}` was built in {}",
+        dir.display()
+    );
     bin
 }
 
@@ -57,7 +61,7 @@ pub fn ensure_wasm_target() {
 fn build_plugins() -> PathBuf {
     ensure_wasm_target();
     let root = workspace_root();
-    let target_dir = root.join("target").join("wasm");
+    let target_dir = wasm_target_dir();
     let mut packages: Vec<String> = std::fs::read_dir(root.join("plugins"))
         .expect("list plugins/")
         .filter_map(|e| e.ok())
@@ -68,7 +72,13 @@ fn build_plugins() -> PathBuf {
     let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cargo
         .current_dir(root)
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--target-dir"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--target-dir",
+        ])
         .arg(&target_dir)
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
@@ -77,8 +87,20 @@ fn build_plugins() -> PathBuf {
         cargo.args(["-p", p]);
     }
     let status = cargo.status().expect("run cargo to build the plugins");
-    assert!(status.success(), "building the plugins to wasm32-wasip2 failed");
+    assert!(
+        status.success(),
+        "building the plugins to wasm32-wasip2 failed"
+    );
     target_dir.join("wasm32-wasip2").join("release")
+}
+
+/// Where plugins are built: `wasm/` inside the cargo target directory.
+pub fn wasm_target_dir() -> PathBuf {
+    // A relative CARGO_TARGET_DIR is relative to the workspace root.
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(|dir| workspace_root().join(dir))
+        .unwrap_or_else(|| workspace_root().join("target"));
+    target.join("wasm")
 }
 
 /// A real HTTP server on 127.0.0.1, on a free port, serving `router` until

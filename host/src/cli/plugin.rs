@@ -13,8 +13,8 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::runtime::{
-    CallReport, Grants, HostPattern, Limits, LogLine, Origin, Outcome, PluginError, PluginEvent, Runtime,
-    RuntimeConfig,
+    CallReport, Grants, HostPattern, Limits, LogLine, Origin, Outcome, PluginError, PluginEvent,
+    Runtime, RuntimeConfig,
 };
 
 /// `wasmhooks plugin ...`
@@ -94,7 +94,10 @@ impl PluginCommand {
             PluginCommand::New(args) => {
                 let dir = scaffold(&args)?;
                 println!("created {}", dir.display());
-                println!("build it: cd {} && cargo build --release --target wasm32-wasip2", dir.display());
+                println!(
+                    "build it: cd {} && cargo build --release --target wasm32-wasip2",
+                    dir.display()
+                );
                 println!(
                     "run it:   wasmhooks plugin run target/wasm32-wasip2/release/{}.wasm --event event.json --config tenant=acme",
                     args.name.replace('-', "_")
@@ -109,20 +112,28 @@ impl PluginCommand {
 fn read_event(source: &str, trigger: Option<String>) -> anyhow::Result<PluginEvent> {
     let text = if source == "-" {
         let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).context("reading the event from stdin")?;
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("reading the event from stdin")?;
         text
     } else {
-        std::fs::read_to_string(source).with_context(|| format!("reading the event file `{source}`"))?
+        std::fs::read_to_string(source)
+            .with_context(|| format!("reading the event file `{source}`"))?
     };
-    let doc: Value = serde_json::from_str(&text).with_context(|| format!("the event in `{source}` is not JSON"))?;
+    let doc: Value = serde_json::from_str(&text)
+        .with_context(|| format!("the event in `{source}` is not JSON"))?;
     let Value::Object(mut map) = doc else {
         bail!("the event in `{source}` must be a JSON object");
     };
-    let field = |map: &serde_json::Map<String, Value>, key: &str| map.get(key).and_then(Value::as_str).map(String::from);
-    let name = field(&map, "event").with_context(|| format!("the event in `{source}` has no string field `event`"))?;
+    let field = |map: &serde_json::Map<String, Value>, key: &str| {
+        map.get(key).and_then(Value::as_str).map(String::from)
+    };
+    let name = field(&map, "event")
+        .with_context(|| format!("the event in `{source}` has no string field `event`"))?;
     let id = field(&map, "id").unwrap_or_else(|| format!("evt_cli_{}", std::process::id()));
-    let created_at = field(&map, "createdAt")
-        .unwrap_or_else(|| humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string());
+    let created_at = field(&map, "createdAt").unwrap_or_else(|| {
+        humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+    });
     let hook_id = field(&map, "hookId").unwrap_or_else(|| "cli".into());
     // `{"event", "payload"}` wraps the payload; anything else is the payload.
     let payload = match map.remove("payload") {
@@ -140,7 +151,8 @@ fn read_event(source: &str, trigger: Option<String>) -> anyhow::Result<PluginEve
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let bytes = std::fs::read(&args.plugin).with_context(|| format!("reading `{}`", args.plugin.display()))?;
+    let bytes = std::fs::read(&args.plugin)
+        .with_context(|| format!("reading `{}`", args.plugin.display()))?;
     let mut event = read_event(&args.event, None)?;
     if args.sync || args.trigger.is_some() {
         event.trigger = Some(args.trigger.clone().unwrap_or_else(|| event.name.clone()));
@@ -224,7 +236,9 @@ fn scaffold(args: &NewArgs) -> anyhow::Result<PathBuf> {
     let name = &args.name;
     let valid = !name.is_empty()
         && name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
     if !valid {
         bail!("`{name}` is not a valid crate name: use lower-case letters, digits, `-` and `_`, starting with a letter");
     }
@@ -235,10 +249,20 @@ fn scaffold(args: &NewArgs) -> anyhow::Result<PathBuf> {
     let sdk = sdk_dependency(args.sdk_path.as_deref())?;
     std::fs::create_dir_all(dir.join("src"))?;
     let files = [
-        ("Cargo.toml", template::CARGO_TOML.replace("{name}", name).replace("{sdk}", &sdk)),
+        (
+            "Cargo.toml",
+            template::CARGO_TOML
+                .replace("{name}", name)
+                .replace("{sdk}", &sdk),
+        ),
         ("src/lib.rs", template::LIB_RS.replace("{name}", name)),
         ("event.json", template::EVENT_JSON.to_string()),
-        ("README.md", template::README.replace("{name}", name).replace("{wasm}", &name.replace('-', "_"))),
+        (
+            "README.md",
+            template::README
+                .replace("{name}", name)
+                .replace("{wasm}", &name.replace('-', "_")),
+        ),
         (".gitignore", "/target\n".to_string()),
     ];
     for (path, text) in files {
@@ -256,7 +280,9 @@ fn sdk_dependency(explicit: Option<&Path>) -> anyhow::Result<String> {
     };
     Ok(match path {
         Some(p) => {
-            let p = p.canonicalize().with_context(|| format!("SDK path `{}`", p.display()))?;
+            let p = p
+                .canonicalize()
+                .with_context(|| format!("SDK path `{}`", p.display()))?;
             format!("{{ path = {:?} }}", p.display().to_string())
         }
         None => format!("\"{}\"", env!("CARGO_PKG_VERSION")),

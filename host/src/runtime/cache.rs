@@ -41,7 +41,9 @@ pub(crate) fn load(
     if path.exists() {
         match deserialize(engine, &path) {
             Ok(component) => return Ok((component, Origin::Cache)),
-            Err(e) => tracing::warn!(path = %path.display(), error = %e, "unusable cache entry; recompiling"),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "unusable cache entry; recompiling")
+            }
         }
     }
     let component = compile(engine, bytes)?;

@@ -220,7 +220,10 @@ mod tests {
 
     #[test]
     fn host_patterns() {
-        let g = grant(&["api.example.com", "*.example.org", "local.test:8080"], &[]);
+        let g = grant(
+            &["api.example.com", "*.example.org", "local.test:8080"],
+            &[],
+        );
         assert!(g.allows_host("api.example.com", 443));
         assert!(g.allows_host("API.Example.com.", 80));
         assert!(!g.allows_host("example.com", 443));
@@ -240,14 +243,31 @@ mod tests {
     fn blocked_ranges() {
         let g = grant(&["*"], &[]);
         for ip in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254",
-            "0.0.0.0", "100.64.0.1", "::1", "::", "fe80::1", "fd00::1",
-            "::ffff:127.0.0.1", "::ffff:10.0.0.1", "64:ff9b::a00:1",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "::",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "64:ff9b::a00:1",
         ] {
-            assert!(!g.allows_address(ip.parse().unwrap()), "{ip} must be blocked");
+            assert!(
+                !g.allows_address(ip.parse().unwrap()),
+                "{ip} must be blocked"
+            );
         }
         for ip in ["93.184.216.34", "1.1.1.1", "2606:4700::1111"] {
-            assert!(g.allows_address(ip.parse().unwrap()), "{ip} must be allowed");
+            assert!(
+                g.allows_address(ip.parse().unwrap()),
+                "{ip} must be allowed"
+            );
         }
         let local = grant(&["*"], &["127.0.0.1/32"]);
         assert!(local.allows_address("127.0.0.1".parse().unwrap()));

@@ -53,7 +53,6 @@ pub use self::grants::{Grants, HostPattern, HostPatternError, HttpGrant};
 pub use self::logs::{LogLevel, LogLine, Logs};
 pub use self::outcome::{CallReport, Outcome, Patch, PluginEvent};
 
-
 use self::bindings::{Hook, HookPre};
 use self::logs::LogSink;
 use self::outbound::Outbound;
@@ -135,7 +134,9 @@ struct RuntimeInner {
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Runtime").field("config", &self.inner.config).finish()
+        f.debug_struct("Runtime")
+            .field("config", &self.inner.config)
+            .finish()
     }
 }
 
@@ -203,14 +204,19 @@ impl Runtime {
     /// implement `wasmhooks:hook@0.1`.
     pub fn load(&self, bytes: &[u8]) -> Result<Plugin, PluginError> {
         let hash = content_hash(bytes);
-        let (component, origin) =
-            cache::load(&self.inner.engine, self.inner.config.cache_dir.as_deref(), bytes, &hash)?;
+        let (component, origin) = cache::load(
+            &self.inner.engine,
+            self.inner.config.cache_dir.as_deref(),
+            bytes,
+            &hash,
+        )?;
         let instance_pre = self
             .inner
             .linker
             .instantiate_pre(&component)
             .map_err(|e| PluginError::WrongWorld(format!("{e:#}")))?;
-        let pre = HookPre::new(instance_pre).map_err(|e| PluginError::WrongWorld(format!("{e:#}")))?;
+        let pre =
+            HookPre::new(instance_pre).map_err(|e| PluginError::WrongWorld(format!("{e:#}")))?;
         Ok(Plugin {
             inner: Arc::new(PluginInner {
                 runtime: self.clone(),
@@ -278,15 +284,22 @@ impl Plugin {
 
     /// Call the plugin on `event`, failing with
     /// [`PluginError::DeadlineExceeded`] if it is not done by `deadline`.
-    pub async fn call_until(&self, event: &PluginEvent, grants: &Arc<Grants>, deadline: Instant) -> CallReport {
+    pub async fn call_until(
+        &self,
+        event: &PluginEvent,
+        grants: &Arc<Grants>,
+        deadline: Instant,
+    ) -> CallReport {
         let started = Instant::now();
         let limits = self.inner.runtime.limits();
         let logs = LogSink::new(limits.log_bytes);
         let budget = deadline.saturating_duration_since(started);
-        let result = match tokio::time::timeout_at(deadline, self.run(event, grants, &logs, deadline)).await {
-            Ok(result) => result,
-            Err(_) => Err(PluginError::DeadlineExceeded(budget)),
-        };
+        let result =
+            match tokio::time::timeout_at(deadline, self.run(event, grants, &logs, deadline)).await
+            {
+                Ok(result) => result,
+                Err(_) => Err(PluginError::DeadlineExceeded(budget)),
+            };
         CallReport {
             result,
             logs: logs.finish(),
@@ -314,7 +327,12 @@ impl Plugin {
         invoke(&mut store, &hook, event, deadline, limits).await
     }
 
-    fn new_store(&self, grants: &Arc<Grants>, logs: &LogSink, deadline: Instant) -> Store<HostState> {
+    fn new_store(
+        &self,
+        grants: &Arc<Grants>,
+        logs: &LogSink,
+        deadline: Instant,
+    ) -> Store<HostState> {
         let runtime = &self.inner.runtime.inner;
         let limits = &runtime.config.limits;
         let outbound = Outbound {
@@ -328,17 +346,17 @@ impl Plugin {
         let mut store = Store::new(&runtime.engine, state);
         store.limiter(|s| &mut s.memory);
         store.epoch_deadline_trap();
+        store.set_epoch_deadline(ticks_until(deadline));
         store
     }
 
     async fn instantiate(&self, store: &mut Store<HostState>) -> Result<Hook, PluginError> {
+        let started = Instant::now();
         match self.inner.pre.instantiate_async(&mut *store).await {
             Ok(hook) => Ok(hook),
-            Err(e) if store.data().memory.hit => {
-                tracing::debug!(error = %e, "instantiation refused by the memory cap");
-                Err(PluginError::MemoryLimit {
-                    limit: store.data().memory.limit,
-                })
+            // Start-up code is the plugin's: its traps are the plugin's too.
+            Err(e) if store.data().memory.hit || e.downcast_ref::<Trap>().is_some() => {
+                Err(classify_trap(e, store.data(), started.elapsed()))
             }
             Err(e) => Err(PluginError::Host(format!("instantiation failed: {e:#}"))),
         }
@@ -349,7 +367,10 @@ impl Plugin {
     /// next. Use it only for a batch of one hook's events (and to measure
     /// what a fresh instance per call costs); the host itself always calls
     /// on fresh instances. The instance holds a pool slot until dropped.
-    pub async fn reusable_instance(&self, grants: &Arc<Grants>) -> Result<ReusedInstance, PluginError> {
+    pub async fn reusable_instance(
+        &self,
+        grants: &Arc<Grants>,
+    ) -> Result<ReusedInstance, PluginError> {
         let runtime = &self.inner.runtime.inner;
         let slot = runtime
             .slots
@@ -360,7 +381,6 @@ impl Plugin {
         let logs = LogSink::new(runtime.config.limits.log_bytes);
         let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
         let mut store = self.new_store(grants, &logs, far);
-        store.set_epoch_deadline(u64::MAX / 2);
         let hook = self.instantiate(&mut store).await?;
         Ok(ReusedInstance {
             store,
@@ -386,11 +406,22 @@ impl ReusedInstance {
         check_input(event, &limits)?;
         let deadline = Instant::now() + limits.timeout;
         self.store.data_mut().outbound.deadline = deadline;
-        match tokio::time::timeout_at(deadline, invoke(&mut self.store, &self.hook, event, deadline, &limits)).await {
+        match tokio::time::timeout_at(
+            deadline,
+            invoke(&mut self.store, &self.hook, event, deadline, &limits),
+        )
+        .await
+        {
             Ok(result) => result,
             Err(_) => Err(PluginError::DeadlineExceeded(limits.timeout)),
         }
     }
+}
+
+/// Epoch ticks from now until `deadline`, rounded up.
+fn ticks_until(deadline: Instant) -> u64 {
+    let left = deadline.saturating_duration_since(Instant::now());
+    (left.as_nanos() / TICK.as_nanos()) as u64 + 1
 }
 
 fn check_input(event: &PluginEvent, limits: &Limits) -> Result<(), PluginError> {
@@ -414,14 +445,19 @@ async fn invoke(
     limits: &Limits,
 ) -> Result<Outcome, PluginError> {
     let started = Instant::now();
-    let ticks = deadline.saturating_duration_since(started).as_nanos() / TICK.as_nanos() + 1;
-    store.set_epoch_deadline(ticks as u64);
+    store.set_epoch_deadline(ticks_until(deadline));
     let answer = hook
         .wasmhooks_hook_handler()
         .call_handle(&mut *store, &event.to_wit())
         .await;
     let state = store.data();
-    if let Some(violation) = state.outbound.violation.lock().unwrap_or_else(|p| p.into_inner()).take() {
+    if let Some(violation) = state
+        .outbound
+        .violation
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+    {
         if !matches!(answer, Ok(Ok(_))) {
             return Err(violation);
         }

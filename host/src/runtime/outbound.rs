@@ -97,7 +97,11 @@ impl Request {
         requested.map_or(left, |r| r.min(left))
     }
 
-    async fn send(self, mut request: http::Request<WasiBody>, options: Option<RequestOptions>) -> SendResult {
+    async fn send(
+        self,
+        mut request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+    ) -> SendResult {
         let uri = request.uri().clone();
         let host = uri.host().ok_or(Error::HttpRequestUriInvalid)?;
         let bare_host = host.trim_start_matches('[').trim_end_matches(']');
@@ -106,7 +110,10 @@ impl Request {
         let authority = format!("{host}:{port}");
 
         if !self.grants.http.allows_host(host, port) {
-            return Err(self.refuse(PluginError::ForbiddenHost(authority), Error::HttpRequestDenied));
+            return Err(self.refuse(
+                PluginError::ForbiddenHost(authority),
+                Error::HttpRequestDenied,
+            ));
         }
 
         let addresses: Vec<SocketAddr> = timeout(
@@ -143,9 +150,10 @@ impl Request {
             .map_err(Error::Connect)?;
 
         // The request line carries only the path; the host header is set.
-        *request.uri_mut() = uri
-            .path_and_query()
-            .map_or_else(|| http::Uri::from_static("/"), |p| p.as_str().parse().unwrap_or_default());
+        *request.uri_mut() = uri.path_and_query().map_or_else(
+            || http::Uri::from_static("/"),
+            |p| p.as_str().parse().unwrap_or_default(),
+        );
 
         let first_byte = self.budget(options.and_then(|o| o.first_byte_timeout));
         let response = if tls {

@@ -110,7 +110,11 @@ const MAX_HEADERS: usize = 32;
 
 impl Outcome {
     /// Check the plugin's raw answer against the caps and the kind of call.
-    pub(crate) fn from_wit(outcome: wit::Outcome, sync: bool, max_output: usize) -> Result<Self, PluginError> {
+    pub(crate) fn from_wit(
+        outcome: wit::Outcome,
+        sync: bool,
+        max_output: usize,
+    ) -> Result<Self, PluginError> {
         let size = output_size(&outcome);
         if size > max_output {
             return Err(PluginError::OutputTooLarge {
@@ -174,7 +178,10 @@ fn output_size(outcome: &wit::Outcome) -> usize {
     match outcome {
         wit::Outcome::Continue(p) => {
             p.payload.as_ref().map_or(0, String::len)
-                + p.headers.iter().map(|h| h.name.len() + h.value.len()).sum::<usize>()
+                + p.headers
+                    .iter()
+                    .map(|h| h.name.len() + h.value.len())
+                    .sum::<usize>()
         }
         wit::Outcome::Cancel(reason) => reason.len(),
         wit::Outcome::Deny(d) => d.code.len() + d.message.len(),

@@ -20,7 +20,12 @@ pub(crate) struct MemoryCap {
 }
 
 impl ResourceLimiter for MemoryCap {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.limit {
             self.hit = true;
             return Ok(false);
@@ -33,7 +38,12 @@ impl ResourceLimiter for MemoryCap {
         Ok(())
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 100_000)
     }
 }
@@ -50,7 +60,12 @@ pub(crate) struct HostState {
 }
 
 impl HostState {
-    pub(crate) fn new(grants: SharedGrants, logs: LogSink, outbound: Outbound, memory_limit: usize) -> Self {
+    pub(crate) fn new(
+        grants: SharedGrants,
+        logs: LogSink,
+        outbound: Outbound,
+        memory_limit: usize,
+    ) -> Self {
         let wasi = WasiCtx::builder()
             .stdout(logs.stream(Stream::Stdout))
             .stderr(logs.stream(Stream::Stderr))
@@ -100,7 +115,11 @@ impl config::Host for HostState {
     }
 
     fn get_all(&mut self) -> Vec<(String, String)> {
-        self.grants.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        self.grants
+            .config
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 }
 

@@ -73,9 +73,8 @@ impl Hook for BlockDisposableEmail {
             (false, false) => Outcome::unchanged(),
             (true, true) => Outcome::deny(
                 "disposable_email",
-                config::get("message").unwrap_or_else(|| {
-                    "Please sign up with a permanent email address.".into()
-                }),
+                config::get("message")
+                    .unwrap_or_else(|| "Please sign up with a permanent email address.".into()),
             ),
             (true, false) => Outcome::cancel("disposable email address"),
         })
@@ -90,12 +89,18 @@ mod tests {
 
     #[test]
     fn recognises_disposable_domains_and_their_subdomains() {
-        assert_eq!(domain("Ada@Mailinator.COM").as_deref(), Some("mailinator.com"));
+        assert_eq!(
+            domain("Ada@Mailinator.COM").as_deref(),
+            Some("mailinator.com")
+        );
         assert_eq!(domain("no-at-sign"), None);
         assert!(is_disposable("mailinator.com", &[]));
         assert!(is_disposable("eu.yopmail.com", &[]));
         assert!(!is_disposable("example.com", &[]));
         assert!(!is_disposable("com", &[]));
-        assert!(is_disposable("x.throwaway.test", &["throwaway.test".into()]));
+        assert!(is_disposable(
+            "x.throwaway.test",
+            &["throwaway.test".into()]
+        ));
     }
 }

@@ -10,7 +10,8 @@ use wasmhooks_sdk::{config, export_hook, paths, Error, Event, Hook, Outcome, Val
 /// Add each `(path, value)` field to `payload`.
 pub fn enrich(payload: &mut Value, fields: &[(String, String)]) {
     for (path, raw) in fields {
-        let value = wasmhooks_sdk::serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.clone()));
+        let value =
+            wasmhooks_sdk::serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.clone()));
         paths::set(payload, path, value);
     }
 }

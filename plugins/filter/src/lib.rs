@@ -12,8 +12,8 @@ use wasmhooks_sdk::{config, export_hook, paths, Error, Event, Hook, Outcome, Val
 /// Whether `value` (absent when `None`) meets the condition in the config.
 fn matches(value: Option<&Value>) -> Result<bool, Error> {
     if let Some(expected) = config::get("equals") {
-        let expected =
-            wasmhooks_sdk::serde_json::from_str(&expected).unwrap_or(Value::String(expected.clone()));
+        let expected = wasmhooks_sdk::serde_json::from_str(&expected)
+            .unwrap_or(Value::String(expected.clone()));
         return Ok(value == Some(&expected));
     }
     if config::get("one-of").is_some() {
@@ -23,7 +23,9 @@ fn matches(value: Option<&Value>) -> Result<bool, Error> {
             .is_some_and(|s| options.iter().any(|o| o == s)));
     }
     if let Some(suffix) = config::get("ends-with") {
-        return Ok(value.and_then(Value::as_str).is_some_and(|s| s.ends_with(&suffix)));
+        return Ok(value
+            .and_then(Value::as_str)
+            .is_some_and(|s| s.ends_with(&suffix)));
     }
     if let Some(exists) = config::get("exists") {
         let exists: bool = exists
@@ -45,7 +47,9 @@ impl Hook for Filter {
         if matches(paths::get(&event.payload, &path))? != negate {
             Ok(Outcome::unchanged())
         } else {
-            Ok(Outcome::cancel(format!("filtered out: `{path}` did not match")))
+            Ok(Outcome::cancel(format!(
+                "filtered out: `{path}` did not match"
+            )))
         }
     }
 }
