@@ -38,6 +38,23 @@ fn stdout_json(output: &Output) -> Value {
     })
 }
 
+/// `wasmhooks plugin run <wasm> --event <event> <extra...>`.
+fn plugin_run(wasm: &Path, event: &str, extra: &[&str], stdin: Option<&str>) -> Output {
+    let mut args = vec!["plugin", "run", wasm.to_str().unwrap(), "--event", event];
+    args.extend_from_slice(extra);
+    wasmhooks(&args, stdin)
+}
+
+/// Assert the command succeeded and return what it printed.
+fn succeeded(output: &Output) -> Value {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout_json(output)
+}
+
 #[test]
 fn plugin_run_prints_the_outcome_as_json() {
     let dir = tempfile::tempdir().unwrap();
@@ -45,25 +62,12 @@ fn plugin_run_prints_the_outcome_as_json() {
         dir.path(),
         r#"{"event": "PostSignIn", "payload": {"userId": "u1", "userIp": "203.0.113.7"}}"#,
     );
-    let enrich = plugin("enrich");
-    let output = wasmhooks(
-        &[
-            "plugin",
-            "run",
-            enrich.to_str().unwrap(),
-            "--event",
-            &event,
-            "--config",
-            "tenant=acme",
-        ],
+    let printed = succeeded(&plugin_run(
+        &plugin("enrich"),
+        &event,
+        &["--config", "tenant=acme"],
         None,
-    );
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let printed = stdout_json(&output);
+    ));
     assert_eq!(printed["outcome"], "continue");
     assert_eq!(
         printed["payload"],
@@ -75,67 +79,46 @@ fn plugin_run_prints_the_outcome_as_json() {
 #[test]
 fn readme_examples_run() {
     let events = wasmhooks_testkit::workspace_root().join("examples/events");
-    let enrich = plugin("enrich");
     let signed_in = events.join("post-sign-in.json");
-    let output = wasmhooks(
-        &[
-            "plugin",
-            "run",
-            enrich.to_str().unwrap(),
-            "--event",
-            signed_in.to_str().unwrap(),
-            "--config",
-            "tenant=acme",
-        ],
+    let printed = succeeded(&plugin_run(
+        &plugin("enrich"),
+        signed_in.to_str().unwrap(),
+        &["--config", "tenant=acme"],
         None,
-    );
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert_eq!(stdout_json(&output)["payload"]["tenant"], "acme");
+    ));
+    assert_eq!(printed["payload"]["tenant"], "acme");
 
-    let blocker = plugin("block-disposable-email");
     let registration = events.join("pre-registration.json");
-    let output = wasmhooks(
-        &[
-            "plugin",
-            "run",
-            blocker.to_str().unwrap(),
-            "--event",
-            registration.to_str().unwrap(),
-            "--trigger",
-            "pre-registration",
-        ],
+    let printed = succeeded(&plugin_run(
+        &plugin("block-disposable-email"),
+        registration.to_str().unwrap(),
+        &["--trigger", "pre-registration"],
         None,
-    );
-    assert_eq!(stdout_json(&output)["outcome"], "deny");
+    ));
+    assert_eq!(printed["outcome"], "deny");
 }
 
 #[test]
 fn plugin_run_reads_a_logto_body_from_stdin_and_answers_sync() {
-    let blocker = plugin("block-disposable-email");
     let body = r#"{"event": "PostRegister", "hookId": "h1", "email": "x@mailinator.com"}"#;
-    let output = wasmhooks(
-        &[
-            "plugin",
-            "run",
-            blocker.to_str().unwrap(),
-            "--event",
-            "-",
-            "--sync",
-        ],
+    let printed = succeeded(&plugin_run(
+        &plugin("block-disposable-email"),
+        "-",
+        &["--sync"],
         Some(body),
-    );
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let printed = stdout_json(&output);
+    ));
     assert_eq!(printed["outcome"], "deny");
     assert_eq!(printed["code"], "disposable_email");
+}
+
+/// Assert the command failed and that stderr says `expected`.
+fn failed_saying(output: &Output, expected: &str) {
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(expected),
+        "stderr lacks `{expected}`: {stderr}"
+    );
 }
 
 #[test]
@@ -144,87 +127,39 @@ fn plugin_run_fails_clearly() {
     let event = write_event(dir.path(), r#"{"event": "PostSignIn", "payload": {}}"#);
     let hostile = plugin("hostile");
 
-    let looped = wasmhooks(
-        &[
-            "plugin",
-            "run",
-            hostile.to_str().unwrap(),
-            "--event",
-            &event,
-            "--config",
-            "mode=loop",
-            "--timeout-ms",
-            "100",
-        ],
+    let looped = plugin_run(
+        &hostile,
+        &event,
+        &["--config", "mode=loop", "--timeout-ms", "100"],
         None,
     );
-    assert!(!looped.status.success());
+    failed_saying(&looped, "deadline");
     assert_eq!(stdout_json(&looped)["kind"], "deadline_exceeded");
-    assert!(String::from_utf8_lossy(&looped.stderr).contains("deadline"));
 
-    let not_wasm = dir.path().join("junk.wasm");
-    std::fs::write(&not_wasm, b"junk").unwrap();
-    let junk = wasmhooks(
-        &[
-            "plugin",
-            "run",
-            not_wasm.to_str().unwrap(),
-            "--event",
-            &event,
-        ],
-        None,
-    );
-    assert!(!junk.status.success());
-    let stderr = String::from_utf8_lossy(&junk.stderr);
-    assert!(
-        stderr.contains("not a valid WebAssembly component"),
-        "{stderr}"
+    let junk = dir.path().join("junk.wasm");
+    std::fs::write(&junk, b"junk").unwrap();
+    failed_saying(
+        &plugin_run(&junk, &event, &[], None),
+        "not a valid WebAssembly component",
     );
 
     let no_name = write_event(dir.path(), r#"{"payload": {}}"#);
-    let missing = wasmhooks(
-        &[
-            "plugin",
-            "run",
-            hostile.to_str().unwrap(),
-            "--event",
-            &no_name,
-        ],
-        None,
+    failed_saying(
+        &plugin_run(&hostile, &no_name, &[], None),
+        "no string field `event`",
     );
-    assert!(!missing.status.success());
-    assert!(String::from_utf8_lossy(&missing.stderr).contains("no string field `event`"));
-
-    let bad_config = wasmhooks(
-        &[
-            "plugin",
-            "run",
-            hostile.to_str().unwrap(),
-            "--event",
-            &event,
-            "--config",
-            "novalue",
-        ],
-        None,
+    failed_saying(
+        &plugin_run(&hostile, &event, &["--config", "novalue"], None),
+        "is not KEY=VALUE",
     );
-    assert!(!bad_config.status.success());
-    assert!(String::from_utf8_lossy(&bad_config.stderr).contains("is not KEY=VALUE"));
 }
 
 #[test]
 fn plugin_new_scaffolds_a_crate_that_builds_and_runs() {
     let dir = tempfile::tempdir().unwrap();
     let crate_dir = dir.path().join("add-tenant");
-    let created = wasmhooks(
-        &[
-            "plugin",
-            "new",
-            "add-tenant",
-            "--dir",
-            crate_dir.to_str().unwrap(),
-        ],
-        None,
-    );
+    let crate_path = crate_dir.to_str().unwrap();
+    let created = wasmhooks(&["plugin", "new", "add-tenant", "--dir", crate_path], None);
     assert!(
         created.status.success(),
         "{}",
@@ -244,48 +179,32 @@ fn plugin_new_scaffolds_a_crate_that_builds_and_runs() {
 
     let wasm = target_dir.join("wasm32-wasip2/release/add_tenant.wasm");
     let event = crate_dir.join("event.json");
-    let output = wasmhooks(
-        &[
-            "plugin",
-            "run",
-            wasm.to_str().unwrap(),
-            "--event",
-            event.to_str().unwrap(),
-            "--config",
-            "tenant=acme",
-        ],
+    let printed = succeeded(&plugin_run(
+        &wasm,
+        event.to_str().unwrap(),
+        &["--config", "tenant=acme"],
         None,
-    );
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let printed = stdout_json(&output);
+    ));
     assert_eq!(printed["payload"]["tenant"], "acme");
     assert_eq!(printed["payload"]["handledBy"], "add-tenant");
     assert_eq!(printed["logs"][0]["message"], "PostSignIn for tenant acme");
 
-    let again = wasmhooks(
-        &[
-            "plugin",
-            "new",
-            "add-tenant",
-            "--dir",
-            crate_dir.to_str().unwrap(),
-        ],
-        None,
+    failed_saying(
+        &wasmhooks(&["plugin", "new", "add-tenant", "--dir", crate_path], None),
+        "already exists",
     );
-    assert!(!again.status.success(), "refuses to overwrite");
-    let bad = wasmhooks(
-        &[
-            "plugin",
-            "new",
-            "Bad Name",
-            "--dir",
-            dir.path().join("x").to_str().unwrap(),
-        ],
-        None,
+    let elsewhere = dir.path().join("x");
+    failed_saying(
+        &wasmhooks(
+            &[
+                "plugin",
+                "new",
+                "Bad Name",
+                "--dir",
+                elsewhere.to_str().unwrap(),
+            ],
+            None,
+        ),
+        "not a valid crate name",
     );
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a valid crate name"));
 }

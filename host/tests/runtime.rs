@@ -12,7 +12,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use wasmhooks::runtime::{
-    Grants, Limits, Origin, Outcome, Patch, Plugin, PluginError, PluginEvent, Runtime,
+    CallReport, Grants, Limits, Origin, Outcome, Patch, Plugin, PluginError, PluginEvent, Runtime,
     RuntimeConfig,
 };
 use wasmhooks_testkit::{plugin_bytes, Receiver};
@@ -74,6 +74,17 @@ fn interaction() -> Value {
         "userIp": "203.0.113.7",
         "userAgent": "Mozilla/5.0"
     })
+}
+
+/// Run the hostile fixture with `grant`, check the runtime still serves a
+/// normal call afterwards, and return the hostile call's report.
+async fn hostile(runtime: &Runtime, grant: &Arc<Grants>) -> CallReport {
+    let plugin = load(runtime, "hostile");
+    let report = plugin
+        .call(&event("PostSignIn", json!({}), None), grant)
+        .await;
+    assert_still_serves(runtime).await;
+    report
 }
 
 /// After a hostile call, the same runtime must still serve a normal one.
@@ -303,14 +314,8 @@ async fn hostile_infinite_loop_hits_the_deadline() {
         timeout: Duration::from_millis(200),
         ..Limits::default()
     });
-    let plugin = load(&runtime, "hostile");
     let started = Instant::now();
-    let report = plugin
-        .call(
-            &event("PostSignIn", json!({}), None),
-            &grants(&[("mode", "loop")]),
-        )
-        .await;
+    let report = hostile(&runtime, &grants(&[("mode", "loop")])).await;
     assert!(
         matches!(report.result, Err(PluginError::DeadlineExceeded(_))),
         "{:?}",
@@ -321,7 +326,6 @@ async fn hostile_infinite_loop_hits_the_deadline() {
         "deadline held: {:?}",
         started.elapsed()
     );
-    assert_still_serves(&runtime).await;
 }
 
 #[tokio::test]
@@ -330,67 +334,40 @@ async fn hostile_memory_bomb_hits_the_memory_cap() {
         memory_bytes: 32 << 20,
         ..Limits::default()
     });
-    let plugin = load(&runtime, "hostile");
-    let report = plugin
-        .call(
-            &event("PostSignIn", json!({}), None),
-            &grants(&[("mode", "memory")]),
-        )
-        .await;
+    let report = hostile(&runtime, &grants(&[("mode", "memory")])).await;
     assert!(
         matches!(report.result, Err(PluginError::MemoryLimit { limit }) if limit == 32 << 20),
         "{:?}",
         report.result
     );
-    assert_still_serves(&runtime).await;
 }
 
 #[tokio::test]
 async fn hostile_recursion_overflows_its_stack() {
     let runtime = runtime();
-    let plugin = load(&runtime, "hostile");
-    let report = plugin
-        .call(
-            &event("PostSignIn", json!({}), None),
-            &grants(&[("mode", "recursion")]),
-        )
-        .await;
+    let report = hostile(&runtime, &grants(&[("mode", "recursion")])).await;
     assert!(
         matches!(report.result, Err(PluginError::StackOverflow)),
         "{:?}",
         report.result
     );
-    assert_still_serves(&runtime).await;
 }
 
 #[tokio::test]
 async fn hostile_huge_output_is_refused() {
     let runtime = runtime();
-    let plugin = load(&runtime, "hostile");
-    let report = plugin
-        .call(
-            &event("PostSignIn", json!({}), None),
-            &grants(&[("mode", "huge-output")]),
-        )
-        .await;
+    let report = hostile(&runtime, &grants(&[("mode", "huge-output")])).await;
     assert!(
         matches!(report.result, Err(PluginError::OutputTooLarge { size, limit }) if size > limit),
         "{:?}",
         report.result
     );
-    assert_still_serves(&runtime).await;
 }
 
 #[tokio::test]
 async fn hostile_panic_is_a_trap_with_its_message() {
     let runtime = runtime();
-    let plugin = load(&runtime, "hostile");
-    let report = plugin
-        .call(
-            &event("PostSignIn", json!({}), None),
-            &grants(&[("mode", "panic")]),
-        )
-        .await;
+    let report = hostile(&runtime, &grants(&[("mode", "panic")])).await;
     match &report.result {
         Err(PluginError::Trap { message }) => {
             assert!(
@@ -400,49 +377,40 @@ async fn hostile_panic_is_a_trap_with_its_message() {
         }
         other => panic!("expected a trap, got {other:?}"),
     }
-    assert_still_serves(&runtime).await;
 }
 
 #[tokio::test]
 async fn hostile_http_to_an_ungranted_host_is_forbidden() {
     let receiver = Receiver::start(geo_receiver()).await;
     let runtime = runtime();
-    let plugin = load(&runtime, "hostile");
     // The receiver is real, but the grant names another host.
     let grant = loopback_grant(
         &[("mode", "http"), ("url", &receiver.url("/geo"))],
         &["api.example.com"],
         &["127.0.0.1/32"],
     );
-    let report = plugin
-        .call(&event("PostSignIn", json!({}), None), &grant)
-        .await;
+    let report = hostile(&runtime, &grant).await;
     assert!(
         matches!(&report.result, Err(PluginError::ForbiddenHost(h)) if h.starts_with("127.0.0.1:")),
         "{:?}",
         report.result
     );
-    assert_still_serves(&runtime).await;
 }
 
 #[tokio::test]
 async fn hostile_http_to_loopback_without_a_network_grant_is_blocked() {
     let receiver = Receiver::start(geo_receiver()).await;
     let runtime = runtime();
-    let plugin = load(&runtime, "hostile");
     for host in ["127.0.0.1", "localhost"] {
         let url = receiver.url("/geo").replace("127.0.0.1", host);
         let grant = loopback_grant(&[("mode", "http"), ("url", &url)], &[host], &[]);
-        let report = plugin
-            .call(&event("PostSignIn", json!({}), None), &grant)
-            .await;
+        let report = hostile(&runtime, &grant).await;
         assert!(
             matches!(&report.result, Err(PluginError::BlockedAddress { host: h, .. }) if h == host),
             "{host}: {:?}",
             report.result
         );
     }
-    assert_still_serves(&runtime).await;
 }
 
 #[tokio::test]
@@ -454,21 +422,17 @@ async fn hostile_redirect_to_a_private_address_is_blocked() {
     ))
     .await;
     let runtime = runtime();
-    let plugin = load(&runtime, "hostile");
     let grant = loopback_grant(
         &[("mode", "http"), ("url", &receiver.url("/hop"))],
         &["*"],
         &["127.0.0.1/32"],
     );
-    let report = plugin
-        .call(&event("PostSignIn", json!({}), None), &grant)
-        .await;
+    let report = hostile(&runtime, &grant).await;
     assert!(
         matches!(&report.result, Err(PluginError::BlockedAddress { address, .. }) if address == "127.0.0.2"),
         "{:?}",
         report.result
     );
-    assert_still_serves(&runtime).await;
 }
 
 #[tokio::test]
@@ -477,13 +441,7 @@ async fn hostile_log_flood_is_capped_not_fatal() {
         log_bytes: 4096,
         ..Limits::default()
     });
-    let plugin = load(&runtime, "hostile");
-    let report = plugin
-        .call(
-            &event("PostSignIn", json!({}), None),
-            &grants(&[("mode", "log-flood")]),
-        )
-        .await;
+    let report = hostile(&runtime, &grants(&[("mode", "log-flood")])).await;
     assert!(
         matches!(report.result, Ok(Outcome::Continue { .. })),
         "{:?}",
@@ -497,13 +455,7 @@ async fn hostile_log_flood_is_capped_not_fatal() {
 #[tokio::test]
 async fn sync_outcome_on_an_async_call_is_invalid_output() {
     let runtime = runtime();
-    let plugin = load(&runtime, "hostile");
-    let report = plugin
-        .call(
-            &event("PostSignIn", json!({}), None),
-            &grants(&[("mode", "deny-async")]),
-        )
-        .await;
+    let report = hostile(&runtime, &grants(&[("mode", "deny-async")])).await;
     assert!(
         matches!(&report.result, Err(PluginError::InvalidOutput(m)) if m.contains("synchronous")),
         "{:?}",
