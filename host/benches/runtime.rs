@@ -39,7 +39,14 @@ fn payload() -> String {
             "createdAt": 1700000000000_u64,
             "applicationId": "app_3f2e1d0c9b8a"
         },
-        "application": {"id": "app_3f2e1d0c9b8a", "name": "Analytical Engine Console", "type": "SPA"},
+        "application": {
+            "id": "app_3f2e1d0c9b8a",
+            "name": "Analytical Engine Console",
+            "type": "SPA",
+            "description": "Operator console for the difference and analytical engines",
+            "customClientMetadata": {"corsAllowedOrigins": ["https://console.example.com"], "idTokenTtl": 3600},
+            "redirectUris": ["https://console.example.com/callback", "https://console.example.com/silent"]
+        },
         "hookId": "hook_1"
     });
     let text = payload.to_string();

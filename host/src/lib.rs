@@ -7,8 +7,11 @@
 //!
 //! - [`runtime`]: the wasmtime engine, plugin loading and the compile cache,
 //!   per-call limits and the capabilities a plugin is granted.
+//! - [`store`]: durable state (hooks, plugins, events, the delivery queue,
+//!   attempt logs) behind one trait, on SQLite or PostgreSQL.
 //! - [`cli`]: the `wasmhooks` command line, a thin layer over the above.
 #![deny(missing_docs)]
 
 pub mod cli;
 pub mod runtime;
+pub mod store;

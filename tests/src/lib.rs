@@ -5,10 +5,13 @@
 //!   it is missing), so `cargo test` needs no other step.
 //! - [`Receiver`]: a real HTTP server on 127.0.0.1 with the handler a test
 //!   gives it.
+//! - [`db`]: fresh SQLite files and PostgreSQL databases for store tests.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
+
+pub mod db;
 
 /// The workspace root.
 pub fn workspace_root() -> &'static Path {

@@ -1,0 +1,301 @@
+//! The SQL both backends run. Statements are written once, with SQLite's
+//! `?N` placeholders; [`pg`] rewrites them to PostgreSQL's `$N`. Only the
+//! schema's column types and the claim's row locking differ.
+
+use super::types::{DeliveryStatus, Millis, NewAttempt, Next};
+
+/// Which database a statement is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// The schema, one entry per version; each runs once, in order.
+pub(crate) fn migrations(dialect: Dialect) -> [String; 1] {
+    let (int, blob, serial) = match dialect {
+        Dialect::Sqlite => ("INTEGER", "BLOB", "INTEGER PRIMARY KEY AUTOINCREMENT"),
+        Dialect::Postgres => (
+            "BIGINT",
+            "BYTEA",
+            "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+        ),
+    };
+    let boolean = match dialect {
+        Dialect::Sqlite => "INTEGER",
+        Dialect::Postgres => "BOOLEAN",
+    };
+    [format!(
+        "CREATE TABLE hooks (
+            id TEXT PRIMARY KEY,
+            spec TEXT NOT NULL,
+            enabled {boolean} NOT NULL,
+            disabled_reason TEXT,
+            created_at {int} NOT NULL,
+            updated_at {int} NOT NULL
+        );
+        CREATE TABLE hook_events (
+            hook_id TEXT NOT NULL REFERENCES hooks (id) ON DELETE CASCADE,
+            event_name TEXT NOT NULL,
+            PRIMARY KEY (event_name, hook_id)
+        );
+        CREATE INDEX hook_events_hook ON hook_events (hook_id);
+        CREATE TABLE plugins (
+            name TEXT PRIMARY KEY,
+            hash TEXT NOT NULL,
+            size {int} NOT NULL,
+            bytes {blob} NOT NULL,
+            created_at {int} NOT NULL
+        );
+        CREATE TABLE events (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            created_at {int} NOT NULL,
+            received_at {int} NOT NULL
+        );
+        CREATE INDEX events_created ON events (created_at);
+        CREATE TABLE deliveries (
+            id TEXT PRIMARY KEY,
+            event_id TEXT NOT NULL REFERENCES events (id) ON DELETE CASCADE,
+            hook_id TEXT NOT NULL REFERENCES hooks (id) ON DELETE CASCADE,
+            source TEXT NOT NULL,
+            status TEXT NOT NULL,
+            attempts {int} NOT NULL DEFAULT 0,
+            due_at {int},
+            lease_owner TEXT,
+            last_error TEXT,
+            created_at {int} NOT NULL,
+            updated_at {int} NOT NULL,
+            finished_at {int}
+        );
+        CREATE INDEX deliveries_due ON deliveries (due_at) WHERE status IN ('pending', 'in_flight');
+        CREATE INDEX deliveries_hook ON deliveries (hook_id, created_at);
+        CREATE INDEX deliveries_event ON deliveries (event_id);
+        CREATE TABLE attempts (
+            id {serial},
+            delivery_id TEXT NOT NULL REFERENCES deliveries (id) ON DELETE CASCADE,
+            number {int} NOT NULL,
+            started_at {int} NOT NULL,
+            duration_ms {int} NOT NULL,
+            request_headers TEXT NOT NULL,
+            request_body TEXT NOT NULL,
+            response_status {int},
+            response_headers TEXT,
+            response_body TEXT,
+            error_kind TEXT,
+            error_message TEXT,
+            success {boolean} NOT NULL
+        );
+        CREATE INDEX attempts_delivery ON attempts (delivery_id, number);"
+    )]
+}
+
+/// Rewrite `?N` placeholders as `$N` for PostgreSQL.
+pub(crate) fn pg(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '?' && chars.peek().is_some_and(char::is_ascii_digit) {
+            out.push('$');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+pub(crate) const SELECT_HOOKS: &str =
+    "SELECT id, spec, enabled, disabled_reason, created_at, updated_at
+     FROM hooks WHERE (CAST(?1 AS TEXT) IS NULL OR id = ?1) ORDER BY id";
+
+pub(crate) const SELECT_HOOK_EVENTS: &str =
+    "SELECT event_name FROM hook_events WHERE hook_id = ?1 ORDER BY event_name";
+
+pub(crate) const INSERT_HOOK: &str =
+    "INSERT INTO hooks (id, spec, enabled, disabled_reason, created_at, updated_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO NOTHING";
+
+pub(crate) const UPDATE_HOOK: &str =
+    "UPDATE hooks SET spec = ?2, enabled = ?3, disabled_reason = ?4, updated_at = ?5 WHERE id = ?1";
+
+pub(crate) const DELETE_HOOK_EVENTS: &str = "DELETE FROM hook_events WHERE hook_id = ?1";
+
+pub(crate) const INSERT_HOOK_EVENT: &str =
+    "INSERT INTO hook_events (hook_id, event_name) VALUES (?1, ?2) ON CONFLICT DO NOTHING";
+
+pub(crate) const DELETE_HOOK: &str = "DELETE FROM hooks WHERE id = ?1";
+
+pub(crate) const SET_HOOK_ENABLED: &str =
+    "UPDATE hooks SET enabled = ?2, disabled_reason = ?3, updated_at = ?4 WHERE id = ?1";
+
+pub(crate) const PUT_PLUGIN: &str =
+    "INSERT INTO plugins (name, hash, size, bytes, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+     ON CONFLICT (name) DO UPDATE SET hash = excluded.hash, size = excluded.size,
+     bytes = excluded.bytes, created_at = excluded.created_at";
+
+pub(crate) const GET_PLUGIN: &str =
+    "SELECT name, hash, size, bytes, created_at FROM plugins WHERE name = ?1";
+
+pub(crate) const LIST_PLUGINS: &str =
+    "SELECT name, hash, size, created_at FROM plugins ORDER BY name";
+
+pub(crate) const DELETE_PLUGIN: &str = "DELETE FROM plugins WHERE name = ?1";
+
+pub(crate) const INSERT_EVENT: &str =
+    "INSERT INTO events (id, name, payload, created_at, received_at)
+     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (id) DO NOTHING";
+
+/// The deliveries the first ingest of an event created.
+pub(crate) const SELECT_INGESTED: &str =
+    "SELECT id, hook_id FROM deliveries WHERE event_id = ?1 AND source = 'ingest' ORDER BY hook_id";
+
+pub(crate) const SUBSCRIBED_HOOKS: &str =
+    "SELECT he.hook_id FROM hook_events he JOIN hooks h ON h.id = he.hook_id
+     WHERE he.event_name = ?1 AND h.enabled ORDER BY he.hook_id";
+
+pub(crate) const EXISTS_EVENT: &str = "SELECT 1 FROM events WHERE id = ?1";
+
+pub(crate) const EXISTS_HOOK: &str = "SELECT 1 FROM hooks WHERE id = ?1";
+
+pub(crate) const EXISTS_DELIVERY: &str = "SELECT 1 FROM deliveries WHERE id = ?1";
+
+/// Params: id, event id, hook id, source, now.
+pub(crate) const INSERT_DELIVERY: &str =
+    "INSERT INTO deliveries (id, event_id, hook_id, source, status, attempts, due_at, created_at, updated_at)
+     VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, ?5, ?5)";
+
+/// Params: now, limit. Due: pending and its time has come, or in flight
+/// under an expired lease.
+pub(crate) const DUE_DELIVERIES: &str = "SELECT id FROM deliveries
+     WHERE status IN ('pending', 'in_flight') AND due_at <= ?1 ORDER BY due_at LIMIT ?2";
+
+/// The same, locking the rows it returns and skipping rows other claimers hold.
+pub(crate) const DUE_DELIVERIES_LOCKED: &str = "SELECT id FROM deliveries
+     WHERE status IN ('pending', 'in_flight') AND due_at <= ?1 ORDER BY due_at LIMIT ?2
+     FOR UPDATE SKIP LOCKED";
+
+/// Params: id, owner, lease end, now.
+pub(crate) const TAKE_LEASE: &str =
+    "UPDATE deliveries SET status = 'in_flight', lease_owner = ?2, due_at = ?3, updated_at = ?4 WHERE id = ?1";
+
+const DELIVERY_COLUMNS: &str =
+    "d.id, d.event_id, d.hook_id, d.status, d.attempts, d.due_at, d.last_error, d.created_at, d.updated_at, d.finished_at";
+
+pub(crate) fn select_claimed() -> String {
+    format!(
+        "SELECT {DELIVERY_COLUMNS}, e.name, e.payload, e.created_at
+         FROM deliveries d JOIN events e ON e.id = d.event_id WHERE d.id = ?1"
+    )
+}
+
+pub(crate) fn select_delivery() -> String {
+    format!("SELECT {DELIVERY_COLUMNS} FROM deliveries d WHERE d.id = ?1")
+}
+
+/// Params: hook id, status, since, until, after (delivery id), limit.
+pub(crate) fn list_deliveries() -> String {
+    format!(
+        "SELECT {DELIVERY_COLUMNS} FROM deliveries d
+         WHERE d.hook_id = ?1
+           AND (CAST(?2 AS TEXT) IS NULL OR d.status = ?2)
+           AND (CAST(?3 AS BIGINT) IS NULL OR d.created_at >= ?3)
+           AND (CAST(?4 AS BIGINT) IS NULL OR d.created_at < ?4)
+           AND (CAST(?5 AS TEXT) IS NULL OR (d.created_at, d.id) <
+                (SELECT a.created_at, a.id FROM deliveries a WHERE a.id = ?5))
+         ORDER BY d.created_at DESC, d.id DESC LIMIT ?6"
+    )
+}
+
+/// Params: id, owner, lease end, now.
+pub(crate) const RENEW_LEASE: &str = "UPDATE deliveries SET due_at = ?3, updated_at = ?4
+     WHERE id = ?1 AND lease_owner = ?2 AND status = 'in_flight'";
+
+/// Params: id, owner, status, due at, last error, now, finished at.
+pub(crate) const FINISH_ATTEMPT: &str = "UPDATE deliveries
+     SET status = ?3, due_at = ?4, last_error = ?5, updated_at = ?6, finished_at = ?7,
+         attempts = attempts + 1, lease_owner = NULL
+     WHERE id = ?1 AND lease_owner = ?2 AND status = 'in_flight'";
+
+/// Params: delivery id, then the attempt's fields; its number is the
+/// delivery's attempt count, just incremented.
+pub(crate) const INSERT_ATTEMPT: &str = "INSERT INTO attempts (delivery_id, number, started_at, duration_ms,
+        request_headers, request_body, response_status, response_headers, response_body,
+        error_kind, error_message, success)
+     VALUES (?1, (SELECT attempts FROM deliveries WHERE id = ?1), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+
+pub(crate) const SELECT_ATTEMPTS: &str =
+    "SELECT number, started_at, duration_ms, request_headers, request_body,
+        response_status, response_headers, response_body, error_kind, error_message, success
+     FROM attempts WHERE delivery_id = ?1 ORDER BY number";
+
+pub(crate) const SELECT_STATUS: &str = "SELECT status FROM deliveries WHERE id = ?1";
+
+/// Params: id, now.
+pub(crate) const RETRY_NOW: &str = "UPDATE deliveries
+     SET status = 'pending', due_at = ?2, updated_at = ?2, finished_at = NULL, lease_owner = NULL
+     WHERE id = ?1";
+
+/// Params: hook id, since.
+pub(crate) const HOOK_STATS: &str =
+    "SELECT COUNT(*), COUNT(*) FILTER (WHERE a.success), COUNT(*) FILTER (WHERE NOT a.success)
+     FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+     WHERE d.hook_id = ?1 AND a.started_at >= ?2";
+
+/// Params: since, until, limit.
+pub(crate) const EVENTS_BETWEEN: &str = "SELECT id, name, payload, created_at FROM events
+     WHERE created_at >= ?1 AND created_at < ?2 ORDER BY created_at, id LIMIT ?3";
+
+/// Params: now.
+pub(crate) const QUEUE_DEPTH: &str = "SELECT
+        COUNT(*) FILTER (WHERE status = 'pending'),
+        COUNT(*) FILTER (WHERE status = 'in_flight'),
+        MIN(due_at) FILTER (WHERE due_at <= ?1)
+     FROM deliveries WHERE status IN ('pending', 'in_flight')";
+
+/// Params: before, batch. Old events whose deliveries are all finished go,
+/// with their deliveries and attempts (by cascade).
+pub(crate) const PRUNE: &str = "DELETE FROM events WHERE id IN (
+        SELECT e.id FROM events e
+        WHERE e.created_at < ?1 AND NOT EXISTS (
+            SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.status IN ('pending', 'in_flight'))
+        LIMIT ?2)";
+
+/// The delivery's new status, due time, error and finish time after an attempt.
+pub(crate) fn after_attempt(
+    next: &Next,
+    attempt: &NewAttempt,
+    now: Millis,
+) -> (
+    DeliveryStatus,
+    Option<Millis>,
+    Option<String>,
+    Option<Millis>,
+) {
+    let error = attempt
+        .error_message
+        .clone()
+        .or_else(|| attempt.error_kind.clone());
+    match next {
+        Next::Succeeded => (DeliveryStatus::Succeeded, None, None, Some(now)),
+        Next::Retry { at } => (DeliveryStatus::Pending, Some(*at), error, None),
+        Next::GiveUp => (DeliveryStatus::Failed, None, error, Some(now)),
+        Next::Cancelled { reason } => (
+            DeliveryStatus::Cancelled,
+            None,
+            Some(reason.clone()),
+            Some(now),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn placeholders_become_dollars() {
+        assert_eq!(
+            super::pg("a = ?1 AND b = ?12 OR c = '?'"),
+            "a = $1 AND b = $12 OR c = '?'"
+        );
+    }
+}

@@ -1,0 +1,817 @@
+//! The embedded SQLite backend: one database file, WAL mode, fsync on every
+//! commit (`synchronous = FULL`).
+//!
+//! All writes go to one writer thread. It takes every write request waiting
+//! in its queue, runs each in its own savepoint inside one transaction, and
+//! commits once: many callers share one fsync (group commit), and each hears
+//! back only after the commit that holds its write. Reads run on a small pool
+//! of read connections, which WAL lets proceed beside the writer.
+//!
+//! One process uses a database file at a time; to run several hosts, use the
+//! PostgreSQL backend.
+
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use tokio::sync::{oneshot, Notify};
+
+use super::sql::{self, Dialect};
+use super::types::*;
+use super::{Store, StoreError, StoreResult};
+
+/// Most write requests one transaction takes.
+const MAX_BATCH: usize = 1024;
+
+/// A write request the writer thread runs inside its current transaction.
+trait Job: Send {
+    fn run(&mut self, conn: &Connection);
+    fn finish(self: Box<Self>, commit: &StoreResult<()>);
+}
+
+struct Pending<T, F> {
+    work: Option<F>,
+    result: Option<StoreResult<T>>,
+    reply: oneshot::Sender<StoreResult<T>>,
+}
+
+impl<T, F> Job for Pending<T, F>
+where
+    T: Send,
+    F: FnOnce(&Connection) -> StoreResult<T> + Send,
+{
+    fn run(&mut self, conn: &Connection) {
+        let Some(work) = self.work.take() else { return };
+        let result = conn
+            .execute_batch("SAVEPOINT job")
+            .map_err(StoreError::from)
+            .and_then(|()| work(conn));
+        let end = if result.is_ok() {
+            "RELEASE job"
+        } else {
+            "ROLLBACK TO job; RELEASE job"
+        };
+        let result = match (result, conn.execute_batch(end)) {
+            (Ok(_), Err(e)) => Err(e.into()),
+            (result, _) => result,
+        };
+        self.result = Some(result);
+    }
+
+    fn finish(self: Box<Self>, commit: &StoreResult<()>) {
+        let result = match commit {
+            Ok(()) => self
+                .result
+                .unwrap_or_else(|| Err(StoreError::Database("write was not run".into()))),
+            Err(e) => Err(StoreError::Database(format!("commit failed: {e}"))),
+        };
+        let _ = self.reply.send(result);
+    }
+}
+
+/// The SQLite store.
+pub struct SqliteStore {
+    writer: Mutex<mpsc::Sender<Box<dyn Job>>>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    path: PathBuf,
+    limits: StoreLimits,
+    work: Arc<Notify>,
+}
+
+fn connect(path: &Path) -> StoreResult<Connection> {
+    let conn = Connection::open(path)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA busy_timeout = 10000;",
+    )?;
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the database at `path` and migrate it.
+    pub fn open(path: &Path, limits: StoreLimits) -> StoreResult<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Database(format!("creating {}: {e}", dir.display())))?;
+        }
+        let conn = connect(path)?;
+        migrate(&conn)?;
+        let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
+        std::thread::Builder::new()
+            .name("wasmhooks-sqlite-writer".into())
+            .spawn(move || writer_loop(conn, rx))
+            .map_err(|e| StoreError::Database(format!("starting the writer thread: {e}")))?;
+        Ok(SqliteStore {
+            writer: Mutex::new(tx),
+            readers: Arc::new(Mutex::new(Vec::new())),
+            path: path.to_path_buf(),
+            limits,
+            work: Arc::new(Notify::new()),
+        })
+    }
+
+    /// Run `work` in the writer's next transaction; returns after its commit.
+    async fn write<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job = Box::new(Pending {
+            work: Some(work),
+            result: None,
+            reply,
+        });
+        self.writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(job)
+            .map_err(|_| StoreError::Database("the writer thread has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Database("the writer thread dropped a request".into()))?
+    }
+
+    /// Run `work` on a read connection.
+    async fn read<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let conn = match pooled {
+                Some(conn) => conn,
+                None => connect(&path)?,
+            };
+            let result = work(&conn);
+            readers.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Database(format!("read task failed: {e}")))?
+    }
+}
+
+fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Box<dyn Job>>) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let commit = conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(StoreError::from)
+            .and_then(|()| {
+                for job in batch.iter_mut() {
+                    job.run(&conn);
+                }
+                conn.execute_batch("COMMIT").map_err(StoreError::from)
+            });
+        if commit.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for job in batch {
+            job.finish(&commit);
+        }
+    }
+}
+
+fn migrate(conn: &Connection) -> StoreResult<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+    )?;
+    for (version, statements) in sql::migrations(Dialect::Sqlite).iter().enumerate() {
+        let version = version as i64 + 1;
+        let done: Option<i64> = conn
+            .query_row(
+                "SELECT version FROM schema_migrations WHERE version = ?1",
+                [version],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if done.is_none() {
+            conn.execute_batch("BEGIN IMMEDIATE")?;
+            let applied = conn.execute_batch(statements).and_then(|()| {
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+                    params![version, now_ms()],
+                )
+            });
+            match applied {
+                Ok(_) => conn.execute_batch("COMMIT")?,
+                Err(e) => {
+                    let _ = conn.execute_batch("ROLLBACK");
+                    return Err(StoreError::Database(format!(
+                        "migration {version} failed: {e}"
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn hook_from_row(row: &Row<'_>) -> rusqlite::Result<(HookRecord, String)> {
+    let spec: String = row.get(1)?;
+    Ok((
+        HookRecord {
+            id: row.get(0)?,
+            events: Vec::new(),
+            spec: serde_json::Value::Null,
+            enabled: row.get(2)?,
+            disabled_reason: row.get(3)?,
+            created_at: row.get(4)?,
+            updated_at: row.get(5)?,
+        },
+        spec,
+    ))
+}
+
+fn load_hooks(conn: &Connection, id: Option<&str>) -> StoreResult<Vec<HookRecord>> {
+    let mut stmt = conn.prepare_cached(sql::SELECT_HOOKS)?;
+    let rows = stmt.query_map([id], hook_from_row)?;
+    let mut hooks = Vec::new();
+    for row in rows {
+        let (mut hook, spec) = row?;
+        hook.spec = serde_json::from_str(&spec)
+            .map_err(|e| StoreError::Database(format!("hook spec: {e}")))?;
+        let mut events = conn.prepare_cached(sql::SELECT_HOOK_EVENTS)?;
+        hook.events = events
+            .query_map([&hook.id], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        hooks.push(hook);
+    }
+    Ok(hooks)
+}
+
+fn write_hook_events(conn: &Connection, hook: &HookRecord) -> StoreResult<()> {
+    conn.execute(sql::DELETE_HOOK_EVENTS, [&hook.id])?;
+    let mut insert = conn.prepare_cached(sql::INSERT_HOOK_EVENT)?;
+    for event in &hook.events {
+        insert.execute(params![hook.id, event])?;
+    }
+    Ok(())
+}
+
+fn delivery_from_row(row: &Row<'_>) -> rusqlite::Result<Delivery> {
+    let status: String = row.get(3)?;
+    Ok(Delivery {
+        id: row.get(0)?,
+        event_id: row.get(1)?,
+        hook_id: row.get(2)?,
+        status: DeliveryStatus::parse(&status).unwrap_or(DeliveryStatus::Failed),
+        attempts: row.get(4)?,
+        due_at: row.get(5)?,
+        last_error: row.get(6)?,
+        created_at: row.get(7)?,
+        updated_at: row.get(8)?,
+        finished_at: row.get(9)?,
+    })
+}
+
+fn headers_json(headers: &[(String, String)]) -> String {
+    serde_json::to_string(headers).unwrap_or_else(|_| "[]".into())
+}
+
+fn headers_from(text: Option<String>) -> Vec<(String, String)> {
+    text.and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
+}
+
+fn not_found(kind: &'static str, id: &str) -> StoreError {
+    StoreError::NotFound {
+        kind,
+        id: id.to_string(),
+    }
+}
+
+/// Store one event and its deliveries (inside the caller's savepoint).
+fn ingest_one(conn: &Connection, event: NewEvent) -> StoreResult<Ingested> {
+    let now = now_ms();
+    let id = event.id.unwrap_or_else(|| new_id("evt"));
+    let inserted = conn.prepare_cached(sql::INSERT_EVENT)?.execute(params![
+        id,
+        event.name,
+        event.payload,
+        event.created_at,
+        now
+    ])?;
+    if inserted == 0 {
+        let mut stmt = conn.prepare_cached(sql::SELECT_INGESTED)?;
+        let deliveries = stmt
+            .query_map([&id], |r| {
+                Ok(DeliveryRef {
+                    id: r.get(0)?,
+                    hook_id: r.get(1)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        return Ok(Ingested {
+            event_id: id,
+            deliveries,
+            duplicate: true,
+        });
+    }
+    let hooks: Vec<String> = conn
+        .prepare_cached(sql::SUBSCRIBED_HOOKS)?
+        .query_map([&event.name], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut insert = conn.prepare_cached(sql::INSERT_DELIVERY)?;
+    let mut deliveries = Vec::with_capacity(hooks.len());
+    for hook_id in hooks {
+        let delivery_id = new_id("dlv");
+        insert.execute(params![delivery_id, id, hook_id, "ingest", now])?;
+        deliveries.push(DeliveryRef {
+            id: delivery_id,
+            hook_id,
+        });
+    }
+    Ok(Ingested {
+        event_id: id,
+        deliveries,
+        duplicate: false,
+    })
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    async fn create_hook(&self, hook: &HookRecord) -> StoreResult<()> {
+        validate_hook(hook)?;
+        let hook = hook.clone();
+        self.write(move |conn| {
+            let spec = hook.spec.to_string();
+            let inserted = conn.execute(
+                sql::INSERT_HOOK,
+                params![
+                    hook.id,
+                    spec,
+                    hook.enabled,
+                    hook.disabled_reason,
+                    hook.created_at,
+                    hook.updated_at
+                ],
+            )?;
+            if inserted == 0 {
+                return Err(StoreError::Conflict {
+                    kind: "hook",
+                    id: hook.id,
+                });
+            }
+            write_hook_events(conn, &hook)
+        })
+        .await
+    }
+
+    async fn update_hook(&self, hook: &HookRecord) -> StoreResult<()> {
+        validate_hook(hook)?;
+        let hook = hook.clone();
+        self.write(move |conn| {
+            let updated = conn.execute(
+                sql::UPDATE_HOOK,
+                params![
+                    hook.id,
+                    hook.spec.to_string(),
+                    hook.enabled,
+                    hook.disabled_reason,
+                    hook.updated_at
+                ],
+            )?;
+            if updated == 0 {
+                return Err(not_found("hook", &hook.id));
+            }
+            write_hook_events(conn, &hook)
+        })
+        .await
+    }
+
+    async fn get_hook(&self, id: &str) -> StoreResult<Option<HookRecord>> {
+        let id = id.to_string();
+        self.read(move |conn| Ok(load_hooks(conn, Some(&id))?.pop()))
+            .await
+    }
+
+    async fn list_hooks(&self) -> StoreResult<Vec<HookRecord>> {
+        self.read(|conn| load_hooks(conn, None)).await
+    }
+
+    async fn delete_hook(&self, id: &str) -> StoreResult<()> {
+        let id = id.to_string();
+        self.write(move |conn| match conn.execute(sql::DELETE_HOOK, [&id])? {
+            0 => Err(not_found("hook", &id)),
+            _ => Ok(()),
+        })
+        .await
+    }
+
+    async fn set_hook_enabled(
+        &self,
+        id: &str,
+        enabled: bool,
+        reason: Option<&str>,
+    ) -> StoreResult<()> {
+        let (id, reason) = (id.to_string(), reason.map(String::from));
+        self.write(move |conn| {
+            let reason = if enabled { None } else { reason };
+            match conn.execute(
+                sql::SET_HOOK_ENABLED,
+                params![id, enabled, reason, now_ms()],
+            )? {
+                0 => Err(not_found("hook", &id)),
+                _ => Ok(()),
+            }
+        })
+        .await
+    }
+
+    async fn put_plugin(&self, plugin: &PluginRecord) -> StoreResult<()> {
+        validate_id("plugin name", &plugin.name)?;
+        let plugin = plugin.clone();
+        self.write(move |conn| {
+            conn.execute(
+                sql::PUT_PLUGIN,
+                params![
+                    plugin.name,
+                    plugin.hash,
+                    plugin.size as i64,
+                    plugin.bytes,
+                    plugin.created_at
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_plugin(&self, name: &str) -> StoreResult<Option<PluginRecord>> {
+        let name = name.to_string();
+        self.read(move |conn| {
+            Ok(conn
+                .query_row(sql::GET_PLUGIN, [&name], |r| {
+                    Ok(PluginRecord {
+                        name: r.get(0)?,
+                        hash: r.get(1)?,
+                        size: r.get::<_, i64>(2)? as u64,
+                        bytes: r.get(3)?,
+                        created_at: r.get(4)?,
+                    })
+                })
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn list_plugins(&self) -> StoreResult<Vec<PluginRecord>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(sql::LIST_PLUGINS)?;
+            let plugins = stmt
+                .query_map([], |r| {
+                    Ok(PluginRecord {
+                        name: r.get(0)?,
+                        hash: r.get(1)?,
+                        size: r.get::<_, i64>(2)? as u64,
+                        bytes: Vec::new(),
+                        created_at: r.get(3)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            Ok(plugins)
+        })
+        .await
+    }
+
+    async fn delete_plugin(&self, name: &str) -> StoreResult<()> {
+        let name = name.to_string();
+        self.write(
+            move |conn| match conn.execute(sql::DELETE_PLUGIN, [&name])? {
+                0 => Err(not_found("plugin", &name)),
+                _ => Ok(()),
+            },
+        )
+        .await
+    }
+
+    async fn ingest(&self, events: Vec<NewEvent>) -> StoreResult<Vec<StoreResult<Ingested>>> {
+        let mut answers = Vec::with_capacity(events.len());
+        for event in events {
+            answers.push(match validate_event(&event, &self.limits) {
+                Ok(()) => {
+                    let (reply, answer) = oneshot::channel();
+                    let job = Box::new(Pending {
+                        work: Some(move |conn: &Connection| ingest_one(conn, event)),
+                        result: None,
+                        reply,
+                    });
+                    self.writer
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .send(job)
+                        .map_err(|_| {
+                            StoreError::Database("the writer thread has stopped".into())
+                        })?;
+                    Ok(answer)
+                }
+                Err(e) => Err(e),
+            });
+        }
+        let mut results = Vec::with_capacity(answers.len());
+        for answer in answers {
+            results.push(match answer {
+                Ok(answer) => answer.await.unwrap_or_else(|_| {
+                    Err(StoreError::Database(
+                        "the writer thread dropped a request".into(),
+                    ))
+                }),
+                Err(e) => Err(e),
+            });
+        }
+        if results
+            .iter()
+            .any(|r| r.as_ref().is_ok_and(|i| !i.deliveries.is_empty()))
+        {
+            self.work.notify_waiters();
+        }
+        Ok(results)
+    }
+
+    async fn enqueue(&self, event_id: &str, hook_id: &str) -> StoreResult<DeliveryRef> {
+        let (event_id, hook_id) = (event_id.to_string(), hook_id.to_string());
+        let delivery = self
+            .write(move |conn| {
+                let exists = |query: &str, id: &str| -> StoreResult<bool> {
+                    Ok(conn
+                        .query_row(query, [id], |_| Ok(()))
+                        .optional()?
+                        .is_some())
+                };
+                if !exists(sql::EXISTS_EVENT, &event_id)? {
+                    return Err(not_found("event", &event_id));
+                }
+                if !exists(sql::EXISTS_HOOK, &hook_id)? {
+                    return Err(not_found("hook", &hook_id));
+                }
+                let id = new_id("dlv");
+                conn.prepare_cached(sql::INSERT_DELIVERY)?.execute(params![
+                    id,
+                    event_id,
+                    hook_id,
+                    "enqueue",
+                    now_ms()
+                ])?;
+                Ok(DeliveryRef { id, hook_id })
+            })
+            .await?;
+        self.work.notify_waiters();
+        Ok(delivery)
+    }
+
+    async fn claim(&self, owner: &str, limit: usize, lease: Duration) -> StoreResult<Vec<Claimed>> {
+        let owner = owner.to_string();
+        self.write(move |conn| {
+            let now = now_ms();
+            let ids: Vec<String> = conn
+                .prepare_cached(sql::DUE_DELIVERIES)?
+                .query_map(params![now, limit as i64], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            let mut take = conn.prepare_cached(sql::TAKE_LEASE)?;
+            let mut fetch = conn.prepare_cached(&sql::select_claimed())?;
+            let mut claimed = Vec::with_capacity(ids.len());
+            for id in ids {
+                take.execute(params![id, owner, after(now, lease), now])?;
+                claimed.push(fetch.query_row([&id], |r| {
+                    Ok(Claimed {
+                        delivery: delivery_from_row(r)?,
+                        event_name: r.get(10)?,
+                        payload: r.get(11)?,
+                        event_created_at: r.get(12)?,
+                    })
+                })?);
+            }
+            Ok(claimed)
+        })
+        .await
+    }
+
+    async fn renew(&self, owner: &str, ids: &[String], lease: Duration) -> StoreResult<usize> {
+        let (owner, ids) = (owner.to_string(), ids.to_vec());
+        self.write(move |conn| {
+            let now = now_ms();
+            let mut renew = conn.prepare_cached(sql::RENEW_LEASE)?;
+            let mut held = 0;
+            for id in ids {
+                held += renew.execute(params![id, owner, after(now, lease), now])?;
+            }
+            Ok(held)
+        })
+        .await
+    }
+
+    async fn finish_attempt(
+        &self,
+        owner: &str,
+        delivery_id: &str,
+        attempt: NewAttempt,
+        next: Next,
+    ) -> StoreResult<()> {
+        let (owner, id) = (owner.to_string(), delivery_id.to_string());
+        let max_body = self.limits.max_logged_body_bytes;
+        let retry = matches!(next, Next::Retry { .. });
+        self.write(move |conn| {
+            let now = now_ms();
+            let (status, due_at, error, finished_at) = sql::after_attempt(&next, &attempt, now);
+            let updated = conn.prepare_cached(sql::FINISH_ATTEMPT)?.execute(params![
+                id,
+                owner,
+                status.as_str(),
+                due_at,
+                error,
+                now,
+                finished_at
+            ])?;
+            if updated == 0 {
+                let exists = conn
+                    .query_row(sql::EXISTS_DELIVERY, [&id], |_| Ok(()))
+                    .optional()?;
+                return Err(match exists {
+                    Some(()) => StoreError::LeaseLost(id),
+                    None => not_found("delivery", &id),
+                });
+            }
+            conn.prepare_cached(sql::INSERT_ATTEMPT)?.execute(params![
+                id,
+                attempt.started_at,
+                attempt.duration_ms as i64,
+                headers_json(&attempt.request_headers),
+                attempt.request_body,
+                attempt.response_status,
+                headers_json(&attempt.response_headers),
+                cap_body(attempt.response_body, max_body),
+                attempt.error_kind,
+                attempt.error_message,
+                attempt.success
+            ])?;
+            Ok(())
+        })
+        .await?;
+        if retry {
+            self.work.notify_waiters();
+        }
+        Ok(())
+    }
+
+    async fn retry_now(&self, delivery_id: &str) -> StoreResult<()> {
+        let id = delivery_id.to_string();
+        self.write(move |conn| {
+            let status: Option<String> = conn
+                .query_row(sql::SELECT_STATUS, [&id], |r| r.get(0))
+                .optional()?;
+            match status.as_deref() {
+                None => Err(not_found("delivery", &id)),
+                Some("in_flight") => Err(StoreError::Invalid(format!(
+                    "delivery `{id}` is being attempted now"
+                ))),
+                Some(_) => {
+                    conn.execute(sql::RETRY_NOW, params![id, now_ms()])?;
+                    Ok(())
+                }
+            }
+        })
+        .await?;
+        self.work.notify_waiters();
+        Ok(())
+    }
+
+    async fn deliveries(&self, query: &DeliveryQuery) -> StoreResult<Vec<Delivery>> {
+        let query = query.clone();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&sql::list_deliveries())?;
+            let rows = stmt.query_map(
+                params![
+                    query.hook_id,
+                    query.status.map(DeliveryStatus::as_str),
+                    query.since,
+                    query.until,
+                    query.after,
+                    query.limit.clamp(1, 1000) as i64
+                ],
+                delivery_from_row,
+            )?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn delivery(&self, id: &str) -> StoreResult<Option<(Delivery, Vec<Attempt>)>> {
+        let id = id.to_string();
+        self.read(move |conn| {
+            let Some(delivery) = conn
+                .query_row(&sql::select_delivery(), [&id], delivery_from_row)
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            let mut stmt = conn.prepare_cached(sql::SELECT_ATTEMPTS)?;
+            let attempts = stmt
+                .query_map([&id], |r| {
+                    Ok(Attempt {
+                        number: r.get(0)?,
+                        started_at: r.get(1)?,
+                        duration_ms: r.get::<_, i64>(2)? as u64,
+                        request_headers: headers_from(r.get(3)?),
+                        request_body: r.get(4)?,
+                        response_status: r.get(5)?,
+                        response_headers: headers_from(r.get(6)?),
+                        response_body: r.get(7)?,
+                        error_kind: r.get(8)?,
+                        error_message: r.get(9)?,
+                        success: r.get(10)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            Ok(Some((delivery, attempts)))
+        })
+        .await
+    }
+
+    async fn hook_stats(&self, hook_id: &str, since: Millis) -> StoreResult<HookStats> {
+        let hook_id = hook_id.to_string();
+        self.read(move |conn| {
+            Ok(
+                conn.query_row(sql::HOOK_STATS, params![hook_id, since], |r| {
+                    Ok(HookStats {
+                        requests: r.get::<_, i64>(0)? as u64,
+                        successes: r.get::<_, Option<i64>>(1)?.unwrap_or(0) as u64,
+                        failures: r.get::<_, Option<i64>>(2)?.unwrap_or(0) as u64,
+                    })
+                })?,
+            )
+        })
+        .await
+    }
+
+    async fn events_between(
+        &self,
+        since: Millis,
+        until: Millis,
+        limit: usize,
+    ) -> StoreResult<Vec<StoredEvent>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(sql::EVENTS_BETWEEN)?;
+            let events = stmt
+                .query_map(params![since, until, limit as i64], |r| {
+                    Ok(StoredEvent {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        payload: r.get(2)?,
+                        created_at: r.get(3)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            Ok(events)
+        })
+        .await
+    }
+
+    async fn queue_depth(&self) -> StoreResult<QueueDepth> {
+        self.read(|conn| {
+            let now = now_ms();
+            Ok(conn.query_row(sql::QUEUE_DEPTH, params![now], |r| {
+                Ok(QueueDepth {
+                    pending: r.get::<_, Option<i64>>(0)?.unwrap_or(0) as u64,
+                    in_flight: r.get::<_, Option<i64>>(1)?.unwrap_or(0) as u64,
+                    oldest_due_ms: r
+                        .get::<_, Option<i64>>(2)?
+                        .map(|due| (now - due).max(0) as u64),
+                })
+            })?)
+        })
+        .await
+    }
+
+    async fn prune(&self, before: Millis, batch: usize) -> StoreResult<u64> {
+        let mut total = 0;
+        loop {
+            let deleted = self
+                .write(move |conn| {
+                    Ok(conn.execute(sql::PRUNE, params![before, batch.max(1) as i64])?)
+                })
+                .await?;
+            total += deleted as u64;
+            if deleted < batch.max(1) {
+                return Ok(total);
+            }
+        }
+    }
+
+    async fn wait_for_work(&self, max: Duration) {
+        let _ = tokio::time::timeout(max, self.work.notified()).await;
+    }
+}

@@ -1,0 +1,388 @@
+//! The records the store keeps and the requests it takes.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use super::StoreError;
+
+/// Milliseconds since the Unix epoch: every timestamp in the store.
+pub type Millis = i64;
+
+/// The current time in [`Millis`].
+pub fn now_ms() -> Millis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as Millis)
+}
+
+/// `now + d` in [`Millis`].
+pub(crate) fn after(now: Millis, d: Duration) -> Millis {
+    now.saturating_add(d.as_millis().min(i64::MAX as u128) as Millis)
+}
+
+/// A random id with a readable prefix, e.g. `evt_3k9...`.
+pub(crate) fn new_id(prefix: &str) -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut rng = rand::rng();
+    let tail: String = (0..20)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect();
+    format!("{prefix}_{tail}")
+}
+
+/// Caps the store enforces on what it is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreLimits {
+    /// Largest event payload accepted, in bytes.
+    pub max_payload_bytes: usize,
+    /// Largest response body kept in an attempt record, in bytes.
+    pub max_logged_body_bytes: usize,
+}
+
+impl Default for StoreLimits {
+    fn default() -> Self {
+        StoreLimits {
+            max_payload_bytes: 1 << 20,
+            max_logged_body_bytes: 16 << 10,
+        }
+    }
+}
+
+/// A hook as stored: its subscriptions and state, and its definition as a
+/// JSON document the `hook` module owns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HookRecord {
+    /// Unique id.
+    pub id: String,
+    /// Event names it subscribes to.
+    pub events: Vec<String>,
+    /// The full definition (steps, webhook target, keys, policies).
+    pub spec: serde_json::Value,
+    /// Disabled hooks get no new deliveries.
+    pub enabled: bool,
+    /// Why the hook was disabled (for example `endpoint answered 410 Gone`).
+    pub disabled_reason: Option<String>,
+    /// When it was created.
+    pub created_at: Millis,
+    /// When it last changed.
+    pub updated_at: Millis,
+}
+
+/// A registered plugin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PluginRecord {
+    /// Unique name hooks refer to it by.
+    pub name: String,
+    /// SHA-256 of the component, hex.
+    pub hash: String,
+    /// Size of the component in bytes.
+    pub size: u64,
+    /// The component itself; empty in listings.
+    #[serde(skip)]
+    pub bytes: Vec<u8>,
+    /// When it was uploaded.
+    pub created_at: Millis,
+}
+
+/// An event to store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    /// Caller-supplied idempotency id; a new id is made when absent.
+    pub id: Option<String>,
+    /// Event name.
+    pub name: String,
+    /// Payload, JSON text.
+    pub payload: String,
+    /// When it happened.
+    pub created_at: Millis,
+}
+
+/// A delivery and the hook it goes to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeliveryRef {
+    /// Delivery id, also the webhook message id (`webhook-id`).
+    pub id: String,
+    /// The hook.
+    pub hook_id: String,
+}
+
+/// What storing one event did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Ingested {
+    /// The event's id.
+    pub event_id: String,
+    /// Deliveries created for it, by hook id.
+    pub deliveries: Vec<DeliveryRef>,
+    /// True when the id was seen before and nothing was written.
+    pub duplicate: bool,
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Waiting for its next attempt.
+    Pending,
+    /// Leased by a worker now.
+    InFlight,
+    /// Delivered (2xx).
+    Succeeded,
+    /// Given up after its retries, or refused for good.
+    Failed,
+    /// Dropped by a pipeline step, with a reason.
+    Cancelled,
+}
+
+impl DeliveryStatus {
+    /// The name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::InFlight => "in_flight",
+            DeliveryStatus::Succeeded => "succeeded",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// Parse a stored name.
+    pub fn parse(text: &str) -> Result<Self, StoreError> {
+        Ok(match text {
+            "pending" => DeliveryStatus::Pending,
+            "in_flight" => DeliveryStatus::InFlight,
+            "succeeded" => DeliveryStatus::Succeeded,
+            "failed" => DeliveryStatus::Failed,
+            "cancelled" => DeliveryStatus::Cancelled,
+            other => {
+                return Err(StoreError::Invalid(format!(
+                    "unknown delivery status `{other}`"
+                )))
+            }
+        })
+    }
+}
+
+/// One delivery of one event to one hook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Delivery {
+    /// Id, also the webhook message id.
+    pub id: String,
+    /// The event delivered.
+    pub event_id: String,
+    /// The hook it goes to.
+    pub hook_id: String,
+    /// Where it stands.
+    pub status: DeliveryStatus,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// When it is next due (pending), or when its lease ends (in flight).
+    pub due_at: Option<Millis>,
+    /// The last failure or the cancel reason.
+    pub last_error: Option<String>,
+    /// When it was created.
+    pub created_at: Millis,
+    /// When it last changed.
+    pub updated_at: Millis,
+    /// When it succeeded, failed for good or was cancelled.
+    pub finished_at: Option<Millis>,
+}
+
+/// A delivery a worker has claimed, with the event it carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    /// The delivery (status in flight, attempts made before this claim).
+    pub delivery: Delivery,
+    /// Event name.
+    pub event_name: String,
+    /// Event payload, JSON text.
+    pub payload: String,
+    /// When the event happened.
+    pub event_created_at: Millis,
+}
+
+/// One attempt to send a delivery, as the sender saw it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NewAttempt {
+    /// When the request started.
+    pub started_at: Millis,
+    /// How long it took.
+    pub duration_ms: u64,
+    /// Request headers, secrets already masked.
+    pub request_headers: Vec<(String, String)>,
+    /// Request body.
+    pub request_body: String,
+    /// Response status, if a response came.
+    pub response_status: Option<u16>,
+    /// Response headers.
+    pub response_headers: Vec<(String, String)>,
+    /// Response body (truncated by the store to its cap).
+    pub response_body: Option<String>,
+    /// Failure kind: `timeout`, `connect`, `dns`, `tls`, `http_status`,
+    /// `blocked`, `plugin`...; `None` on success.
+    pub error_kind: Option<String>,
+    /// Failure detail.
+    pub error_message: Option<String>,
+    /// True for a delivered (2xx) attempt.
+    pub success: bool,
+}
+
+/// A recorded attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Attempt {
+    /// 1 for the first attempt.
+    pub number: u32,
+    /// When it started.
+    pub started_at: Millis,
+    /// How long it took.
+    pub duration_ms: u64,
+    /// Request headers (secrets masked).
+    pub request_headers: Vec<(String, String)>,
+    /// Request body.
+    pub request_body: String,
+    /// Response status.
+    pub response_status: Option<u16>,
+    /// Response headers.
+    pub response_headers: Vec<(String, String)>,
+    /// Response body, truncated.
+    pub response_body: Option<String>,
+    /// Failure kind.
+    pub error_kind: Option<String>,
+    /// Failure detail.
+    pub error_message: Option<String>,
+    /// Delivered?
+    pub success: bool,
+}
+
+/// What happens to a delivery after an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    /// Delivered: done.
+    Succeeded,
+    /// Try again at this time.
+    Retry {
+        /// When.
+        at: Millis,
+    },
+    /// No more attempts.
+    GiveUp,
+    /// A step cancelled it.
+    Cancelled {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Filter for [`Store::deliveries`](super::Store::deliveries).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryQuery {
+    /// The hook.
+    pub hook_id: String,
+    /// Only this status.
+    pub status: Option<DeliveryStatus>,
+    /// Created at or after.
+    pub since: Option<Millis>,
+    /// Created before.
+    pub until: Option<Millis>,
+    /// Page size.
+    pub limit: usize,
+    /// Continue after this delivery id (the last of the previous page).
+    pub after: Option<String>,
+}
+
+/// Attempt counts for a hook over a period.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct HookStats {
+    /// Attempts made.
+    pub requests: u64,
+    /// Attempts that delivered.
+    pub successes: u64,
+    /// Attempts that failed.
+    pub failures: u64,
+}
+
+/// A stored event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredEvent {
+    /// Id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Payload, JSON text.
+    pub payload: String,
+    /// When it happened.
+    pub created_at: Millis,
+}
+
+/// How much work is waiting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct QueueDepth {
+    /// Deliveries waiting for an attempt.
+    pub pending: u64,
+    /// Deliveries being attempted.
+    pub in_flight: u64,
+    /// How long the oldest due delivery has waited, in milliseconds.
+    pub oldest_due_ms: Option<u64>,
+}
+
+/// Check an event against the store's rules before anything is written.
+pub(crate) fn validate_event(event: &NewEvent, limits: &StoreLimits) -> Result<(), StoreError> {
+    if event.name.is_empty() || event.name.len() > 128 {
+        return Err(StoreError::Invalid(
+            "event name must be 1 to 128 characters".into(),
+        ));
+    }
+    if let Some(id) = &event.id {
+        validate_id("event id", id)?;
+    }
+    if event.payload.len() > limits.max_payload_bytes {
+        return Err(StoreError::Invalid(format!(
+            "payload of {} bytes is over the {}-byte cap",
+            event.payload.len(),
+            limits.max_payload_bytes
+        )));
+    }
+    Ok(())
+}
+
+/// Ids are 1 to 128 characters of letters, digits, `_`, `-`, `.` and `:`.
+pub(crate) fn validate_id(what: &str, id: &str) -> Result<(), StoreError> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(format!(
+            "{what} `{id}` must be 1 to 128 letters, digits, `_`, `-`, `.` or `:`"
+        )))
+    }
+}
+
+/// Check a hook before it is written.
+pub(crate) fn validate_hook(hook: &HookRecord) -> Result<(), StoreError> {
+    validate_id("hook id", &hook.id)?;
+    if hook.events.iter().any(|e| e.is_empty() || e.len() > 128) {
+        return Err(StoreError::Invalid(
+            "event names must be 1 to 128 characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Cut a logged body to `max` bytes on a character boundary.
+pub(crate) fn cap_body(body: Option<String>, max: usize) -> Option<String> {
+    body.map(|mut b| {
+        if b.len() > max {
+            let mut end = max;
+            while !b.is_char_boundary(end) {
+                end -= 1;
+            }
+            b.truncate(end);
+        }
+        b
+    })
+}
