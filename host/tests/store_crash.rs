@@ -17,14 +17,17 @@ const ROUNDS: usize = 5;
 const HOOKS: [&str; 2] = ["hook_a", "hook_b"];
 
 async fn open(url: &str) -> SharedStore {
-    wasmhooks::store::open(url, StoreLimits::default()).await.unwrap()
+    wasmhooks::store::open(url, StoreLimits::default())
+        .await
+        .unwrap()
 }
 
 fn event(id: String) -> NewEvent {
     NewEvent {
         id: Some(id),
         name: "PostSignIn".into(),
-        payload: json!({"event": "PostSignIn", "userId": "u1", "padding": "p".repeat(900)}).to_string(),
+        payload: json!({"event": "PostSignIn", "userId": "u1", "padding": "p".repeat(900)})
+            .to_string(),
         created_at: now_ms(),
     }
 }
@@ -34,7 +37,9 @@ fn event(id: String) -> NewEvent {
 #[test]
 #[ignore = "helper process for the crash tests; runs only when they start it"]
 fn crash_child_writer() {
-    let Ok(url) = std::env::var(DB_VAR) else { return };
+    let Ok(url) = std::env::var(DB_VAR) else {
+        return;
+    };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let store = open(&url).await;
@@ -60,7 +65,13 @@ fn crash_child_writer() {
             tasks.spawn(async move {
                 for n in 0.. {
                     let id = format!("evt_{}_{task}_{n}", std::process::id());
-                    let ingested = store.ingest(vec![event(id.clone())]).await.unwrap().pop().unwrap().unwrap();
+                    let ingested = store
+                        .ingest(vec![event(id.clone())])
+                        .await
+                        .unwrap()
+                        .pop()
+                        .unwrap()
+                        .unwrap();
                     let mut out = std::io::stdout().lock();
                     writeln!(out, "accepted {id} {}", ingested.deliveries.len()).unwrap();
                     out.flush().unwrap();
@@ -75,7 +86,13 @@ fn crash_child_writer() {
 /// the ids it reported as accepted.
 fn run_and_kill(url: &str) -> Vec<(String, usize)> {
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "crash_child_writer", "--nocapture", "--test-threads=1"])
+        .args([
+            "--ignored",
+            "--exact",
+            "crash_child_writer",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(DB_VAR, url)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -100,7 +117,9 @@ fn run_and_kill(url: &str) -> Vec<(String, usize)> {
     };
     // Wait until writing is under way, then kill at a random moment.
     loop {
-        let line = received.recv_timeout(Duration::from_secs(60)).expect("the child accepts events");
+        let line = received
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the child accepts events");
         let started = line.starts_with("accepted ");
         take(line);
         if started {
@@ -122,17 +141,37 @@ async fn nothing_accepted_is_lost(url: &str) {
     let mut accepted = Vec::new();
     for _ in 0..ROUNDS {
         let url = url.to_string();
-        accepted.extend(tokio::task::spawn_blocking(move || run_and_kill(&url)).await.unwrap());
+        accepted.extend(
+            tokio::task::spawn_blocking(move || run_and_kill(&url))
+                .await
+                .unwrap(),
+        );
     }
-    assert!(accepted.len() > 20, "the children accepted only {} events", accepted.len());
-    eprintln!("{} events accepted across {ROUNDS} killed writers", accepted.len());
+    assert!(
+        accepted.len() > 20,
+        "the children accepted only {} events",
+        accepted.len()
+    );
+    eprintln!(
+        "{} events accepted across {ROUNDS} killed writers",
+        accepted.len()
+    );
 
     let store = open(url).await;
     for (id, deliveries) in &accepted {
         assert_eq!(*deliveries, HOOKS.len(), "{id} fanned out to both hooks");
         // Ingesting an accepted id again must find it, with its deliveries.
-        let again = store.ingest(vec![event(id.clone())]).await.unwrap().pop().unwrap().unwrap();
-        assert!(again.duplicate, "{id} was reported accepted but is missing after the crash");
+        let again = store
+            .ingest(vec![event(id.clone())])
+            .await
+            .unwrap()
+            .pop()
+            .unwrap()
+            .unwrap();
+        assert!(
+            again.duplicate,
+            "{id} was reported accepted but is missing after the crash"
+        );
         assert_eq!(again.deliveries.len(), *deliveries, "{id} lost deliveries");
         for delivery in &again.deliveries {
             assert!(store.delivery(&delivery.id).await.unwrap().is_some());
