@@ -83,6 +83,13 @@ async fn hostile(runtime: &Runtime, grant: &Arc<Grants>) -> CallReport {
     let report = plugin
         .call(&event("PostSignIn", json!({}), None), grant)
         .await;
+    // Generous: every limit here trips in milliseconds; only the deadline
+    // test waits for its (shortened) timeout.
+    assert!(
+        report.duration < Duration::from_secs(10),
+        "took {:?}",
+        report.duration
+    );
     assert_still_serves(runtime).await;
     report
 }
