@@ -9,9 +9,14 @@
 //!   per-call limits and the capabilities a plugin is granted.
 //! - [`store`]: durable state (hooks, plugins, events, the delivery queue,
 //!   attempt logs) behind one trait, on SQLite or PostgreSQL.
+//! - [`event`]: the event catalogue (Logto's names and registered custom
+//!   ones) and the body a receiver gets.
+//! - [`delivery`]: webhook signatures and the retry policy.
 //! - [`cli`]: the `wasmhooks` command line, a thin layer over the above.
 #![deny(missing_docs)]
 
 pub mod cli;
+pub mod delivery;
+pub mod event;
 pub mod runtime;
 pub mod store;
