@@ -18,5 +18,6 @@
 pub mod cli;
 pub mod delivery;
 pub mod event;
+pub mod net;
 pub mod runtime;
 pub mod store;

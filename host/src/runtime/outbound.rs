@@ -6,18 +6,17 @@
 //! call's deadline.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::uri::Scheme;
 use http_body_util::{BodyExt, Limited};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 use tokio::time::{timeout, Instant};
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use super::error::PluginError;
+use crate::net::{connect_allowed, NetError};
 use super::grants::SharedGrants;
 
 /// The first policy violation of a call, kept so the call can report it as a
@@ -116,38 +115,21 @@ impl Request {
             ));
         }
 
-        let addresses: Vec<SocketAddr> = timeout(
-            self.budget(None),
-            tokio::net::lookup_host((bare_host, port)),
-        )
-        .await
-        .map_err(|_| Error::DnsTimeout)?
-        .map_err(|e| Error::DnsError {
-            rcode: Some(e.to_string()),
-            info_code: None,
-        })?
-        .collect();
-        let Some(first) = addresses.first() else {
-            return Err(Error::DestinationNotFound);
-        };
-        let allowed: Vec<SocketAddr> = addresses
-            .iter()
-            .copied()
-            .filter(|a| self.grants.http.allows_address(a.ip()))
-            .collect();
-        if allowed.is_empty() {
-            let blocked = PluginError::BlockedAddress {
-                host: bare_host.to_string(),
-                address: first.ip().to_string(),
-            };
-            return Err(self.refuse(blocked, Error::DestinationIpProhibited));
-        }
-
         let connect_budget = self.budget(options.and_then(|o| o.connect_timeout));
-        let stream = timeout(connect_budget, TcpStream::connect(&allowed[..]))
-            .await
-            .map_err(|_| Error::ConnectionTimeout)?
-            .map_err(Error::Connect)?;
+        let stream = match connect_allowed(&self.grants.http, host, port, connect_budget).await {
+            Ok(stream) => stream,
+            Err(NetError::Blocked { host, address }) => {
+                return Err(self.refuse(PluginError::BlockedAddress { host, address }, Error::DestinationIpProhibited))
+            }
+            Err(NetError::Dns { message, .. }) => {
+                return Err(Error::DnsError {
+                    rcode: Some(message),
+                    info_code: None,
+                })
+            }
+            Err(NetError::Timeout(_)) => return Err(Error::ConnectionTimeout),
+            Err(NetError::Connect { source, .. }) => return Err(Error::Connect(source)),
+        };
 
         // The request line carries only the path; the host header is set.
         *request.uri_mut() = uri.path_and_query().map_or_else(
