@@ -114,7 +114,12 @@ async fn drain_rate(store: &SharedStore) -> (f64, usize) {
                             ..NewAttempt::default()
                         };
                         store
-                            .finish_attempt(&owner, &claimed.delivery.id, attempt, Next::Succeeded)
+                            .finish_attempt(
+                                &owner,
+                                &claimed.delivery.id,
+                                Some(attempt),
+                                Next::Succeeded,
+                            )
                             .await
                             .unwrap();
                     });

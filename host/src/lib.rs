@@ -11,6 +11,7 @@
 //!   attempt logs) behind one trait, on SQLite or PostgreSQL.
 //! - [`event`]: the event catalogue (Logto's names and registered custom
 //!   ones) and the body a receiver gets.
+//! - [`hook`]: a hook's definition (events, plugin steps, webhook target).
 //! - [`delivery`]: webhook signatures and the retry policy.
 //! - [`cli`]: the `wasmhooks` command line, a thin layer over the above.
 #![deny(missing_docs)]
@@ -18,6 +19,7 @@
 pub mod cli;
 pub mod delivery;
 pub mod event;
+pub mod hook;
 pub mod net;
 pub mod runtime;
 pub mod store;

@@ -44,7 +44,12 @@ pub enum NetError {
 }
 
 /// Connect to `host:port` if `policy` allows one of its addresses, within `budget`.
-pub async fn connect_allowed(policy: &HttpGrant, host: &str, port: u16, budget: Duration) -> Result<TcpStream, NetError> {
+pub async fn connect_allowed(
+    policy: &HttpGrant,
+    host: &str,
+    port: u16,
+    budget: Duration,
+) -> Result<TcpStream, NetError> {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     let deadline = tokio::time::Instant::now() + budget;
     let addresses: Vec<SocketAddr> = timeout(budget, tokio::net::lookup_host((bare, port)))
@@ -61,7 +66,11 @@ pub async fn connect_allowed(policy: &HttpGrant, host: &str, port: u16, budget: 
             message: "no addresses".into(),
         });
     };
-    let allowed: Vec<SocketAddr> = addresses.iter().copied().filter(|a| policy.allows_address(a.ip())).collect();
+    let allowed: Vec<SocketAddr> = addresses
+        .iter()
+        .copied()
+        .filter(|a| policy.allows_address(a.ip()))
+        .collect();
     if allowed.is_empty() {
         return Err(NetError::Blocked {
             host: bare.to_string(),

@@ -310,12 +310,12 @@ async fn expired_leases_are_taken_over(store: SharedStore) {
     assert_eq!(taken[0].delivery.id, id);
 
     let late = store
-        .finish_attempt("worker_a", &id, attempt(true), Next::Succeeded)
+        .finish_attempt("worker_a", &id, Some(attempt(true)), Next::Succeeded)
         .await
         .unwrap_err();
     assert!(matches!(late, StoreError::LeaseLost(_)), "{late}");
     store
-        .finish_attempt("worker_b", &id, attempt(true), Next::Succeeded)
+        .finish_attempt("worker_b", &id, Some(attempt(true)), Next::Succeeded)
         .await
         .unwrap();
     let (delivery, attempts) = store.delivery(&id).await.unwrap().unwrap();
@@ -361,7 +361,7 @@ async fn concurrent_claimers_never_share_a_delivery(store: SharedStore) {
                         .finish_attempt(
                             &owner,
                             &claimed.delivery.id,
-                            attempt(true),
+                            Some(attempt(true)),
                             Next::Succeeded,
                         )
                         .await
@@ -394,7 +394,7 @@ async fn retries_are_scheduled_logged_and_given_up(store: SharedStore) {
     store.claim("w", 1, lease).await.unwrap();
     let retry_at = now_ms() + 400;
     store
-        .finish_attempt("w", &id, attempt(false), Next::Retry { at: retry_at })
+        .finish_attempt("w", &id, Some(attempt(false)), Next::Retry { at: retry_at })
         .await
         .unwrap();
     let (waiting, _) = store.delivery(&id).await.unwrap().unwrap();
@@ -413,7 +413,7 @@ async fn retries_are_scheduled_logged_and_given_up(store: SharedStore) {
     let again = store.claim("w", 1, lease).await.unwrap();
     assert_eq!(again[0].delivery.attempts, 1);
     store
-        .finish_attempt("w", &id, attempt(false), Next::GiveUp)
+        .finish_attempt("w", &id, Some(attempt(false)), Next::GiveUp)
         .await
         .unwrap();
 
@@ -446,35 +446,32 @@ async fn retries_are_scheduled_logged_and_given_up(store: SharedStore) {
         "in flight"
     );
     store
-        .finish_attempt("w", &id, attempt(true), Next::Succeeded)
+        .finish_attempt("w", &id, Some(attempt(true)), Next::Succeeded)
         .await
         .unwrap();
     let stats = store.hook_stats("hook_1", now_ms() - 60_000).await.unwrap();
     assert_eq!((stats.requests, stats.successes, stats.failures), (3, 1, 2));
 
-    // Cancellation records its reason.
+    // Cancellation records its reason, and no attempt: nothing was sent.
     let other = ingest_one(&store, event(None, "PostSignIn"))
         .await
         .deliveries[0]
         .id
         .clone();
     store.claim("w", 1, lease).await.unwrap();
-    let cancelled = NewAttempt {
-        response_status: None,
-        ..attempt(false)
-    };
     store
         .finish_attempt(
             "w",
             &other,
-            cancelled,
+            None,
             Next::Cancelled {
                 reason: "filtered out".into(),
             },
         )
         .await
         .unwrap();
-    let (c, _) = store.delivery(&other).await.unwrap().unwrap();
+    let (c, attempts) = store.delivery(&other).await.unwrap().unwrap();
+    assert!(attempts.is_empty());
     assert_eq!(
         (c.status, c.last_error.as_deref()),
         (DeliveryStatus::Cancelled, Some("filtered out"))
@@ -500,7 +497,7 @@ async fn deliveries_are_listed_by_filter_and_page(store: SharedStore) {
     }
     store.claim("w", 1, Duration::from_secs(30)).await.unwrap();
     store
-        .finish_attempt("w", &ids[0], attempt(true), Next::Succeeded)
+        .finish_attempt("w", &ids[0], Some(attempt(true)), Next::Succeeded)
         .await
         .unwrap();
 
@@ -560,7 +557,7 @@ async fn retention_prunes_only_old_finished_events(store: SharedStore) {
         .unwrap();
     for c in &claimed {
         store
-            .finish_attempt("w", &c.delivery.id, attempt(true), Next::Succeeded)
+            .finish_attempt("w", &c.delivery.id, Some(attempt(true)), Next::Succeeded)
             .await
             .unwrap();
     }

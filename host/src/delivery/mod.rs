@@ -2,4 +2,5 @@
 //! sender and dispatcher) sending and scheduling.
 
 pub mod policy;
+pub mod sender;
 pub mod signing;

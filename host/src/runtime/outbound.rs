@@ -16,8 +16,8 @@ use tokio::time::{timeout, Instant};
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use super::error::PluginError;
-use crate::net::{connect_allowed, NetError};
 use super::grants::SharedGrants;
+use crate::net::{connect_allowed, NetError};
 
 /// The first policy violation of a call, kept so the call can report it as a
 /// typed error even when the plugin turns the refusal into its own error.
@@ -119,7 +119,10 @@ impl Request {
         let stream = match connect_allowed(&self.grants.http, host, port, connect_budget).await {
             Ok(stream) => stream,
             Err(NetError::Blocked { host, address }) => {
-                return Err(self.refuse(PluginError::BlockedAddress { host, address }, Error::DestinationIpProhibited))
+                return Err(self.refuse(
+                    PluginError::BlockedAddress { host, address },
+                    Error::DestinationIpProhibited,
+                ))
             }
             Err(NetError::Dns { message, .. }) => {
                 return Err(Error::DnsError {

@@ -119,13 +119,14 @@ pub trait Store: Send + Sync + 'static {
     async fn claim(&self, owner: &str, limit: usize, lease: Duration) -> StoreResult<Vec<Claimed>>;
     /// Extend `owner`'s leases on `ids`; returns how many are still held.
     async fn renew(&self, owner: &str, ids: &[String], lease: Duration) -> StoreResult<usize>;
-    /// Record an attempt and what follows it, atomically, if `owner` still
-    /// holds the lease ([`StoreError::LeaseLost`] otherwise).
+    /// Record an attempt (none when no request was sent, e.g. a step
+    /// cancelled the delivery) and what follows it, atomically, if `owner`
+    /// still holds the lease ([`StoreError::LeaseLost`] otherwise).
     async fn finish_attempt(
         &self,
         owner: &str,
         delivery_id: &str,
-        attempt: NewAttempt,
+        attempt: Option<NewAttempt>,
         next: Next,
     ) -> StoreResult<()>;
     /// Make a finished or waiting delivery due now (manual retry).

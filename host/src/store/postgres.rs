@@ -525,13 +525,13 @@ impl Store for PostgresStore {
         &self,
         owner: &str,
         delivery_id: &str,
-        attempt: NewAttempt,
+        attempt: Option<NewAttempt>,
         next: Next,
     ) -> StoreResult<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let now = now_ms();
-        let (status, due_at, error, finished_at) = sql::after_attempt(&next, &attempt, now);
+        let (status, due_at, error, finished_at) = sql::after_attempt(&next, attempt.as_ref(), now);
         let finish = tx.prepare_cached(&pg(sql::FINISH_ATTEMPT)).await?;
         let updated = tx
             .execute(
@@ -558,24 +558,26 @@ impl Store for PostgresStore {
                 },
             );
         }
-        let insert = tx.prepare_cached(&pg(sql::INSERT_ATTEMPT)).await?;
-        tx.execute(
-            &insert,
-            &[
-                &delivery_id,
-                &attempt.started_at,
-                &(attempt.duration_ms as i64),
-                &headers_json(&attempt.request_headers),
-                &attempt.request_body,
-                &attempt.response_status.map(i64::from),
-                &headers_json(&attempt.response_headers),
-                &cap_body(attempt.response_body, self.limits.max_logged_body_bytes),
-                &attempt.error_kind,
-                &attempt.error_message,
-                &attempt.success,
-            ],
-        )
-        .await?;
+        if let Some(attempt) = attempt {
+            let insert = tx.prepare_cached(&pg(sql::INSERT_ATTEMPT)).await?;
+            tx.execute(
+                &insert,
+                &[
+                    &delivery_id,
+                    &attempt.started_at,
+                    &(attempt.duration_ms as i64),
+                    &headers_json(&attempt.request_headers),
+                    &attempt.request_body,
+                    &attempt.response_status.map(i64::from),
+                    &headers_json(&attempt.response_headers),
+                    &cap_body(attempt.response_body, self.limits.max_logged_body_bytes),
+                    &attempt.error_kind,
+                    &attempt.error_message,
+                    &attempt.success,
+                ],
+            )
+            .await?;
+        }
         if matches!(next, Next::Retry { .. }) {
             notify_work(&tx).await?;
         }

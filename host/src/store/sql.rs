@@ -264,7 +264,7 @@ pub(crate) const PRUNE: &str = "DELETE FROM events WHERE id IN (
 /// The delivery's new status, due time, error and finish time after an attempt.
 pub(crate) fn after_attempt(
     next: &Next,
-    attempt: &NewAttempt,
+    attempt: Option<&NewAttempt>,
     now: Millis,
 ) -> (
     DeliveryStatus,
@@ -272,10 +272,7 @@ pub(crate) fn after_attempt(
     Option<String>,
     Option<Millis>,
 ) {
-    let error = attempt
-        .error_message
-        .clone()
-        .or_else(|| attempt.error_kind.clone());
+    let error = attempt.and_then(|a| a.error_message.clone().or_else(|| a.error_kind.clone()));
     match next {
         Next::Succeeded => (DeliveryStatus::Succeeded, None, None, Some(now)),
         Next::Retry { at } => (DeliveryStatus::Pending, Some(*at), error, None),

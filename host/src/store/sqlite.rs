@@ -618,7 +618,7 @@ impl Store for SqliteStore {
         &self,
         owner: &str,
         delivery_id: &str,
-        attempt: NewAttempt,
+        attempt: Option<NewAttempt>,
         next: Next,
     ) -> StoreResult<()> {
         let (owner, id) = (owner.to_string(), delivery_id.to_string());
@@ -626,7 +626,8 @@ impl Store for SqliteStore {
         let retry = matches!(next, Next::Retry { .. });
         self.write(move |conn| {
             let now = now_ms();
-            let (status, due_at, error, finished_at) = sql::after_attempt(&next, &attempt, now);
+            let (status, due_at, error, finished_at) =
+                sql::after_attempt(&next, attempt.as_ref(), now);
             let updated = conn.prepare_cached(sql::FINISH_ATTEMPT)?.execute(params![
                 id,
                 owner,
@@ -645,6 +646,9 @@ impl Store for SqliteStore {
                     None => not_found("delivery", &id),
                 });
             }
+            let Some(attempt) = attempt else {
+                return Ok(());
+            };
             conn.prepare_cached(sql::INSERT_ATTEMPT)?.execute(params![
                 id,
                 attempt.started_at,

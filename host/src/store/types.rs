@@ -386,3 +386,8 @@ pub(crate) fn cap_body(body: Option<String>, max: usize) -> Option<String> {
         b
     })
 }
+
+/// Check a plugin name: 1 to 128 letters, digits, `_`, `-`, `.` or `:`.
+pub fn validate_plugin_name(name: &str) -> Result<(), StoreError> {
+    validate_id("plugin name", name)
+}

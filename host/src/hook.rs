@@ -1,0 +1,276 @@
+//! A hook's definition: the events it subscribes to, its pipeline of plugin
+//! steps, and its webhook target. Stored as the `spec` of a
+//! [`HookRecord`](crate::store::HookRecord); validated before it is stored.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::delivery::policy::RetryPolicy;
+use crate::delivery::signing::WebhookSecret;
+use crate::event::Catalogue;
+use crate::runtime::{Grants, HttpGrant};
+use crate::store::Millis;
+
+/// A hook as an operator writes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HookSpec {
+    /// A name for people.
+    #[serde(default)]
+    pub name: String,
+    /// Event names it subscribes to.
+    pub events: Vec<String>,
+    /// Plugin steps run in order on each event before delivery.
+    #[serde(default)]
+    pub steps: Vec<Step>,
+    /// What a failing step does: `fail` the attempt (and retry it later) or
+    /// `skip` the step.
+    #[serde(default)]
+    pub on_step_error: OnStepError,
+    /// Where the result is delivered.
+    pub webhook: Webhook,
+}
+
+/// One plugin step with what it is granted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// Name of a registered plugin.
+    pub plugin: String,
+    /// Config values for the plugin.
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+    /// Secrets for the plugin.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, String>,
+    /// Outbound HTTP the plugin may make.
+    #[serde(default)]
+    pub http: HttpGrant,
+}
+
+impl Step {
+    /// The grants this step gives its plugin.
+    pub fn grants(&self) -> Grants {
+        Grants {
+            config: self.config.clone(),
+            secrets: self.secrets.clone(),
+            http: self.http.clone(),
+        }
+    }
+}
+
+/// What a failing step does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnStepError {
+    /// Fail this attempt; it is retried on the hook's schedule.
+    #[default]
+    Fail,
+    /// Skip the step and go on with the payload as it was.
+    Skip,
+}
+
+/// The webhook target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    /// `http` or `https` URL the body is POSTed to.
+    pub url: String,
+    /// Extra request headers; they cannot replace the signature headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Time limit of one attempt, e.g. `10s`.
+    #[serde(default = "default_timeout", with = "duration_text")]
+    pub timeout: Duration,
+    /// Retry schedule and endpoint disabling.
+    #[serde(default)]
+    pub retry: RetryPolicy,
+    /// Most attempts in flight to this endpoint at once.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: u32,
+    /// Logto-style signing key (`logto-signature-sha-256`); none sends no
+    /// Logto signature.
+    #[serde(default)]
+    pub signing_key: Option<String>,
+    /// Standard Webhooks secrets, newest first; an old secret keeps signing
+    /// until its `expires_at` (the rotation grace period).
+    #[serde(default)]
+    pub secrets: Vec<SecretEntry>,
+}
+
+/// A Standard Webhooks secret and when it stops signing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretEntry {
+    /// `whsec_...`.
+    pub secret: String,
+    /// Milliseconds since the epoch after which it no longer signs; none for
+    /// the current secret.
+    #[serde(default)]
+    pub expires_at: Option<Millis>,
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_concurrency() -> u32 {
+    4
+}
+
+/// A `Duration` written as text (`10s`, `1m 30s`).
+mod duration_text {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text)
+            .map_err(|e| serde::de::Error::custom(format!("`{text}`: {e}")))
+    }
+}
+
+/// Why a hook definition was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid hook: {0}")]
+pub struct HookError(pub String);
+
+/// Headers the signature scheme owns; configuration cannot set them.
+pub const RESERVED_HEADERS: [&str; 5] = [
+    "logto-signature-sha-256",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "content-length",
+];
+
+impl HookSpec {
+    /// Parse and validate a definition from JSON.
+    pub fn from_json(value: serde_json::Value, catalogue: &Catalogue) -> Result<Self, HookError> {
+        let spec: HookSpec = serde_json::from_value(value).map_err(|e| HookError(e.to_string()))?;
+        spec.validate(catalogue)?;
+        Ok(spec)
+    }
+
+    /// Check everything that can be checked before the hook runs.
+    pub fn validate(&self, catalogue: &Catalogue) -> Result<(), HookError> {
+        if self.events.is_empty() {
+            return Err(HookError("`events` must list at least one event".into()));
+        }
+        for event in &self.events {
+            catalogue
+                .check(event)
+                .map_err(|e| HookError(e.to_string()))?;
+        }
+        let url: http::Uri = self
+            .webhook
+            .url
+            .parse()
+            .map_err(|e| HookError(format!("webhook url `{}`: {e}", self.webhook.url)))?;
+        if !matches!(url.scheme_str(), Some("http" | "https")) || url.host().is_none() {
+            return Err(HookError(format!(
+                "webhook url `{}` must be an absolute http(s) URL",
+                self.webhook.url
+            )));
+        }
+        for (name, value) in &self.webhook.headers {
+            let lower = name.to_ascii_lowercase();
+            if RESERVED_HEADERS.contains(&lower.as_str()) {
+                return Err(HookError(format!(
+                    "header `{name}` is set by the signature scheme and cannot be configured"
+                )));
+            }
+            http::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| HookError(format!("`{name}` is not a header name")))?;
+            http::HeaderValue::from_str(value)
+                .map_err(|_| HookError(format!("header `{name}` has an invalid value")))?;
+        }
+        if self.webhook.concurrency == 0 {
+            return Err(HookError("webhook concurrency must be at least 1".into()));
+        }
+        for entry in &self.webhook.secrets {
+            WebhookSecret::parse(&entry.secret).map_err(|e| HookError(e.to_string()))?;
+        }
+        for step in &self.steps {
+            crate::store::validate_plugin_name(&step.plugin)
+                .map_err(|e| HookError(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// The Standard Webhooks secrets that sign at `now`.
+    pub fn active_secrets(&self, now: Millis) -> Vec<WebhookSecret> {
+        self.webhook
+            .secrets
+            .iter()
+            .filter(|e| e.expires_at.is_none_or(|at| at > now))
+            .filter_map(|e| WebhookSecret::parse(&e.secret).ok())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_hook_parses_with_defaults_and_is_validated() {
+        let catalogue = Catalogue::default();
+        let spec = HookSpec::from_json(
+            json!({"events": ["PostSignIn"], "webhook": {"url": "https://example.com/hook"}}),
+            &catalogue,
+        )
+        .unwrap();
+        assert_eq!(spec.webhook.timeout, Duration::from_secs(10));
+        assert_eq!(spec.webhook.concurrency, 4);
+        let bad = |v| HookSpec::from_json(v, &catalogue).unwrap_err().to_string();
+        assert!(
+            bad(json!({"events": ["PostSignin"], "webhook": {"url": "https://x"}}))
+                .contains("did you mean")
+        );
+        assert!(
+            bad(json!({"events": [], "webhook": {"url": "https://x"}})).contains("at least one")
+        );
+        assert!(
+            bad(json!({"events": ["PostSignIn"], "webhook": {"url": "ftp://x"}}))
+                .contains("http(s)")
+        );
+        assert!(bad(json!({"events": ["PostSignIn"], "webhook": {"url": "https://x", "headers": {"Webhook-Id": "1"}}}))
+            .contains("signature scheme"));
+        assert!(bad(
+            json!({"events": ["PostSignIn"], "webhook": {"url": "https://x"}, "extra": 1})
+        )
+        .contains("unknown field"));
+        assert!(bad(json!({"events": ["PostSignIn"], "webhook": {"url": "https://x", "secrets": [{"secret": "nope"}]}}))
+            .contains("whsec_"));
+    }
+
+    #[test]
+    fn expired_secrets_stop_signing() {
+        let (old, new) = (
+            WebhookSecret::generate().to_text(),
+            WebhookSecret::generate().to_text(),
+        );
+        let spec = HookSpec::from_json(
+            json!({"events": ["PostSignIn"], "webhook": {"url": "https://x", "secrets": [
+                {"secret": new}, {"secret": old, "expires_at": 2000}
+            ]}}),
+            &Catalogue::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            spec.active_secrets(1000).len(),
+            2,
+            "during the grace period both sign"
+        );
+        assert_eq!(spec.active_secrets(3000).len(), 1);
+    }
+}
