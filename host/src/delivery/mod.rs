@@ -1,6 +1,7 @@
-//! The built-in webhook step: signing, the retry policy, and (in the
-//! sender and dispatcher) sending and scheduling.
+//! The built-in webhook step: [`signing`], the retry [`policy`], the HTTP
+//! [`sender`], and the [`dispatcher`] that works the delivery queue.
 
+pub mod dispatcher;
 pub mod policy;
 pub mod sender;
 pub mod signing;

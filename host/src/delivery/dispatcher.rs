@@ -1,0 +1,552 @@
+//! The dispatcher: claims due deliveries, runs each hook's plugin steps on
+//! the event, signs and sends the webhook, and records the attempt together
+//! with what follows it (success, a retry time, giving up, cancellation).
+//!
+//! Data flows one way: store → pipeline (runtime) → sender → store. The
+//! dispatcher holds no lock or transaction while a request is in flight: a
+//! claim is a committed lease.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use bytes::Bytes;
+use serde_json::value::RawValue;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::policy::Verdict;
+use super::sender::{Sender, Sent};
+use super::signing::{logto_signature, standard_signature};
+use crate::event::delivery_body;
+use crate::hook::{HookSpec, OnStepError, RESERVED_HEADERS};
+use crate::runtime::{Outcome, Plugin, PluginEvent, Runtime};
+use crate::store::{
+    after, now_ms, Claimed, NewAttempt, Next, SharedStore, StoreError, StoreResult,
+};
+
+/// How the dispatcher works the queue.
+#[derive(Debug, Clone)]
+pub struct DispatchSettings {
+    /// Name of this worker in leases; unique per process.
+    pub owner: String,
+    /// Most deliveries in flight at once across all endpoints.
+    pub max_in_flight: usize,
+    /// How long a claim holds a delivery before another worker may take it.
+    pub lease: Duration,
+    /// Longest idle wait between polls when no work is announced.
+    pub idle_poll: Duration,
+    /// How long a fetched hook or plugin is used before it is read again.
+    pub cache_ttl: Duration,
+}
+
+impl Default for DispatchSettings {
+    fn default() -> Self {
+        DispatchSettings {
+            owner: format!(
+                "worker-{}-{}",
+                std::process::id(),
+                crate::store::new_id("w")
+            ),
+            max_in_flight: 256,
+            lease: Duration::from_secs(120),
+            idle_poll: Duration::from_secs(1),
+            cache_ttl: Duration::from_secs(2),
+        }
+    }
+}
+
+struct CachedHook {
+    fetched: Instant,
+    spec: Arc<HookSpec>,
+    enabled: bool,
+    disabled_reason: Option<String>,
+    /// Bounds the attempts in flight to this endpoint.
+    endpoint: Arc<Semaphore>,
+}
+
+struct CachedPlugin {
+    fetched: Instant,
+    hash: String,
+    plugin: Plugin,
+}
+
+/// Works the delivery queue. Cheap to share behind an `Arc`.
+pub struct Dispatcher {
+    store: SharedStore,
+    runtime: Runtime,
+    sender: Sender,
+    settings: DispatchSettings,
+    in_flight: Arc<Semaphore>,
+    hooks: Mutex<HashMap<String, Arc<CachedHook>>>,
+    plugins: Mutex<HashMap<String, Arc<CachedPlugin>>>,
+}
+
+/// Why a delivery could not be processed (its lease stays and expires).
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The product string sent as `user-agent`.
+pub const USER_AGENT: &str = concat!("wasmhooks/", env!("CARGO_PKG_VERSION"));
+
+impl Dispatcher {
+    /// A dispatcher over `store`, running steps on `runtime` and sending with `sender`.
+    pub fn new(
+        store: SharedStore,
+        runtime: Runtime,
+        sender: Sender,
+        settings: DispatchSettings,
+    ) -> Self {
+        Dispatcher {
+            store,
+            runtime,
+            sender,
+            in_flight: Arc::new(Semaphore::new(settings.max_in_flight)),
+            settings,
+            hooks: Mutex::default(),
+            plugins: Mutex::default(),
+        }
+    }
+
+    /// Work the queue until `shutdown` is cancelled, then finish what is in
+    /// flight. Deliveries not yet started keep their leases, which expire.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let tasks = TaskTracker::new();
+        while !shutdown.is_cancelled() {
+            let free = self.in_flight.available_permits();
+            let claimed = if free == 0 {
+                Vec::new()
+            } else {
+                match self
+                    .store
+                    .claim(&self.settings.owner, free.min(100), self.settings.lease)
+                    .await
+                {
+                    Ok(claimed) => claimed,
+                    Err(e) => {
+                        tracing::error!(error = %e, "claiming deliveries failed");
+                        Vec::new()
+                    }
+                }
+            };
+            if claimed.is_empty() {
+                tokio::select! {
+                    () = self.store.wait_for_work(self.settings.idle_poll) => {}
+                    () = shutdown.cancelled() => {}
+                    _ = self.in_flight.acquire(), if free == 0 => {}
+                }
+                continue;
+            }
+            for delivery in claimed {
+                let permit = self
+                    .in_flight
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("never closed");
+                let this = self.clone();
+                tasks.spawn(async move {
+                    let id = delivery.delivery.id.clone();
+                    if let Err(e) = this.deliver(delivery).await {
+                        tracing::error!(delivery = %id, error = %e, "delivery could not be recorded");
+                    }
+                    drop(permit);
+                });
+            }
+        }
+        tasks.close();
+        tasks.wait().await;
+    }
+
+    /// Claim what is due now and process it all; returns how many were
+    /// processed. The building block of [`Dispatcher::run`], and a way to
+    /// drive the queue step by step.
+    pub async fn process_due(&self) -> StoreResult<usize> {
+        let claimed = self
+            .store
+            .claim(
+                &self.settings.owner,
+                self.settings.max_in_flight,
+                self.settings.lease,
+            )
+            .await?;
+        let count = claimed.len();
+        let results = futures::future::join_all(claimed.into_iter().map(|c| self.deliver(c))).await;
+        for result in results {
+            result.map_err(|DispatchError::Store(e)| e)?;
+        }
+        Ok(count)
+    }
+
+    /// One attempt at one claimed delivery, recorded in the store.
+    pub async fn deliver(&self, claimed: Claimed) -> Result<(), DispatchError> {
+        let id = claimed.delivery.id.clone();
+        let owner = self.settings.owner.clone();
+        let Some(hook) = self.hook(&claimed.delivery.hook_id).await? else {
+            // Deleted meanwhile; its deliveries went with it.
+            return Ok(());
+        };
+        if !hook.enabled {
+            let reason = format!(
+                "hook disabled: {}",
+                hook.disabled_reason.as_deref().unwrap_or("by an operator")
+            );
+            let next = Next::GiveUp;
+            self.store
+                .finish_attempt(&owner, &id, Some(failure("disabled", &reason)), next)
+                .await?;
+            return Ok(());
+        }
+        let _endpoint = hook.endpoint.acquire().await.expect("never closed");
+        let spec = &hook.spec;
+
+        let (payload, extra_headers) = match self.run_steps(spec, &claimed).await {
+            Steps::Continue { payload, headers } => (payload, headers),
+            Steps::Cancel(reason) => {
+                self.store
+                    .finish_attempt(&owner, &id, None, Next::Cancelled { reason })
+                    .await?;
+                return Ok(());
+            }
+            Steps::Failed(message) => {
+                let attempts = claimed.delivery.attempts + 1;
+                let verdict = Verdict::Failed {
+                    overloaded: false,
+                    retry_after: None,
+                };
+                let next = self.next_after(spec, attempts, &verdict);
+                self.store
+                    .finish_attempt(&owner, &id, Some(failure("plugin", &message)), next)
+                    .await?;
+                return Ok(());
+            }
+        };
+
+        let created_at = humantime::format_rfc3339_millis(
+            UNIX_EPOCH + Duration::from_millis(claimed.event_created_at.max(0) as u64),
+        )
+        .to_string();
+        let value: serde_json::Value =
+            serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null);
+        let body = Bytes::from(
+            serde_json::to_vec(&delivery_body(
+                &claimed.event_name,
+                &created_at,
+                &value,
+                &claimed.delivery.hook_id,
+            ))
+            .expect("JSON values serialise"),
+        );
+        let headers = signed_headers(spec, &id, &body, extra_headers);
+        let started_at = now_ms();
+        let sent = self
+            .sender
+            .post(
+                &spec.webhook.url,
+                &headers,
+                body.clone(),
+                spec.webhook.timeout,
+            )
+            .await;
+        let verdict = Verdict::of(sent.status, Some(&sent.headers), sent.timed_out());
+        let next = match &verdict {
+            Verdict::Delivered => Next::Succeeded,
+            Verdict::Gone => Next::GiveUp,
+            Verdict::Failed { .. } => {
+                self.next_after(spec, claimed.delivery.attempts + 1, &verdict)
+            }
+        };
+        let attempt = record(started_at, &headers, &body, &sent);
+        self.store
+            .finish_attempt(&owner, &id, Some(attempt), next)
+            .await?;
+        if verdict == Verdict::Gone {
+            self.store
+                .set_hook_enabled(
+                    &claimed.delivery.hook_id,
+                    false,
+                    Some("endpoint answered 410 Gone"),
+                )
+                .await?;
+            self.forget_hook(&claimed.delivery.hook_id);
+        }
+        Ok(())
+    }
+
+    fn next_after(&self, spec: &HookSpec, attempts: u32, verdict: &Verdict) -> Next {
+        match spec
+            .webhook
+            .retry
+            .next(attempts, verdict, rand::random::<f64>())
+        {
+            Some(delay) => Next::Retry {
+                at: after(now_ms(), delay),
+            },
+            None => Next::GiveUp,
+        }
+    }
+
+    async fn run_steps(&self, spec: &HookSpec, claimed: &Claimed) -> Steps {
+        let mut payload = claimed.payload.clone();
+        let mut headers = Vec::new();
+        for step in &spec.steps {
+            let plugin = match self.plugin(&step.plugin).await {
+                Ok(plugin) => plugin,
+                Err(message) => match spec.on_step_error {
+                    OnStepError::Fail => return Steps::Failed(message),
+                    OnStepError::Skip => continue,
+                },
+            };
+            let event = PluginEvent {
+                id: claimed.delivery.event_id.clone(),
+                name: claimed.event_name.clone(),
+                created_at: humantime::format_rfc3339_millis(
+                    UNIX_EPOCH + Duration::from_millis(claimed.event_created_at.max(0) as u64),
+                )
+                .to_string(),
+                payload: match RawValue::from_string(payload.clone()) {
+                    Ok(raw) => raw,
+                    Err(e) => return Steps::Failed(format!("stored payload is not JSON: {e}")),
+                },
+                hook_id: claimed.delivery.hook_id.clone(),
+                trigger: None,
+            };
+            let report = plugin.call(&event, &Arc::new(step.grants())).await;
+            match report.result {
+                Ok(Outcome::Continue {
+                    payload: changed,
+                    headers: added,
+                }) => {
+                    if let Some(changed) = changed {
+                        payload = changed.get().to_string();
+                    }
+                    headers.extend(added);
+                }
+                Ok(Outcome::Cancel { reason }) => {
+                    return Steps::Cancel(format!("step `{}`: {reason}", step.plugin))
+                }
+                Ok(other) => {
+                    return Steps::Failed(format!(
+                        "step `{}` answered {other:?} to a delivery",
+                        step.plugin
+                    ))
+                }
+                Err(e) => match spec.on_step_error {
+                    OnStepError::Fail => {
+                        return Steps::Failed(format!("step `{}`: {e}", step.plugin))
+                    }
+                    OnStepError::Skip => {
+                        tracing::warn!(plugin = %step.plugin, error = %e, "step failed; skipped by the hook's policy")
+                    }
+                },
+            }
+        }
+        Steps::Continue { payload, headers }
+    }
+
+    async fn hook(&self, id: &str) -> StoreResult<Option<Arc<CachedHook>>> {
+        let cached = self
+            .hooks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned();
+        if let Some(hook) = cached.filter(|h| h.fetched.elapsed() < self.settings.cache_ttl) {
+            return Ok(Some(hook));
+        }
+        let Some(record) = self.store.get_hook(id).await? else {
+            self.forget_hook(id);
+            return Ok(None);
+        };
+        let spec: HookSpec = match serde_json::from_value(record.spec) {
+            Ok(spec) => spec,
+            Err(e) => {
+                return Err(StoreError::Invalid(format!(
+                    "stored hook `{id}` is unreadable: {e}"
+                )))
+            }
+        };
+        let mut hooks = self.hooks.lock().unwrap_or_else(|p| p.into_inner());
+        // Keep the endpoint's semaphore while its concurrency is unchanged,
+        // so the bound holds across refreshes.
+        let endpoint = match hooks.get(id) {
+            Some(old) if old.spec.webhook.concurrency == spec.webhook.concurrency => {
+                old.endpoint.clone()
+            }
+            _ => Arc::new(Semaphore::new(spec.webhook.concurrency as usize)),
+        };
+        let hook = Arc::new(CachedHook {
+            fetched: Instant::now(),
+            spec: Arc::new(spec),
+            enabled: record.enabled,
+            disabled_reason: record.disabled_reason,
+            endpoint,
+        });
+        hooks.insert(id.to_string(), hook.clone());
+        Ok(Some(hook))
+    }
+
+    fn forget_hook(&self, id: &str) {
+        self.hooks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    }
+
+    async fn plugin(&self, name: &str) -> Result<Plugin, String> {
+        let cached = self
+            .plugins
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned();
+        if let Some(p) = cached
+            .as_ref()
+            .filter(|p| p.fetched.elapsed() < self.settings.cache_ttl)
+        {
+            return Ok(p.plugin.clone());
+        }
+        let record = match self.store.get_plugin(name).await {
+            Ok(Some(record)) => record,
+            Ok(None) => return Err(format!("plugin `{name}` is not registered")),
+            Err(e) => return Err(format!("loading plugin `{name}`: {e}")),
+        };
+        let plugin = match cached.filter(|p| p.hash == record.hash) {
+            Some(same) => same.plugin.clone(),
+            None => self
+                .runtime
+                .load(&record.bytes)
+                .map_err(|e| format!("plugin `{name}`: {e}"))?,
+        };
+        self.plugins
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                name.to_string(),
+                Arc::new(CachedPlugin {
+                    fetched: Instant::now(),
+                    hash: record.hash,
+                    plugin: plugin.clone(),
+                }),
+            );
+        Ok(plugin)
+    }
+}
+
+/// What the pipeline decided.
+enum Steps {
+    Continue {
+        payload: String,
+        headers: Vec<(String, String)>,
+    },
+    Cancel(String),
+    Failed(String),
+}
+
+/// Request headers: content type and user agent, the hook's own headers and
+/// those its steps added (neither may touch the signature headers), then the
+/// Logto and Standard Webhooks signatures.
+fn signed_headers(
+    spec: &HookSpec,
+    delivery_id: &str,
+    body: &[u8],
+    added: Vec<(String, String)>,
+) -> Vec<(String, String)> {
+    let mut headers: Vec<(String, String)> = vec![
+        ("content-type".into(), "application/json".into()),
+        ("user-agent".into(), USER_AGENT.into()),
+    ];
+    let custom = spec
+        .webhook
+        .headers
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()));
+    for (name, value) in custom.chain(added.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v))) {
+        if RESERVED_HEADERS.contains(&name.as_str()) {
+            continue;
+        }
+        headers.retain(|(n, _)| *n != name);
+        headers.push((name, value));
+    }
+    if let Some(key) = &spec.webhook.signing_key {
+        headers.push(("logto-signature-sha-256".into(), logto_signature(key, body)));
+    }
+    let now = now_ms();
+    let timestamp = now / 1000;
+    headers.push(("webhook-id".into(), delivery_id.to_string()));
+    headers.push(("webhook-timestamp".into(), timestamp.to_string()));
+    let secrets = spec.active_secrets(now);
+    if !secrets.is_empty() {
+        headers.push((
+            "webhook-signature".into(),
+            standard_signature(&secrets, delivery_id, timestamp, body),
+        ));
+    }
+    headers
+}
+
+/// Header names whose values are masked in attempt logs.
+fn is_secret_header(name: &str) -> bool {
+    [
+        "authorization",
+        "cookie",
+        "token",
+        "secret",
+        "password",
+        "api-key",
+        "apikey",
+    ]
+    .iter()
+    .any(|s| name.contains(s))
+}
+
+fn record(started_at: i64, headers: &[(String, String)], body: &[u8], sent: &Sent) -> NewAttempt {
+    NewAttempt {
+        started_at,
+        duration_ms: sent.duration.as_millis() as u64,
+        request_headers: headers
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.clone(),
+                    if is_secret_header(n) {
+                        "***".into()
+                    } else {
+                        v.clone()
+                    },
+                )
+            })
+            .collect(),
+        request_body: String::from_utf8_lossy(body).into_owned(),
+        response_status: sent.status,
+        response_headers: sent
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        response_body: sent.body.clone(),
+        error_kind: sent.error_kind.map(String::from),
+        error_message: sent.error.clone(),
+        success: sent.status.is_some_and(|s| (200..300).contains(&s)),
+    }
+}
+
+/// An attempt that failed before any request was sent.
+fn failure(kind: &str, message: &str) -> NewAttempt {
+    NewAttempt {
+        started_at: now_ms(),
+        error_kind: Some(kind.to_string()),
+        error_message: Some(message.to_string()),
+        ..NewAttempt::default()
+    }
+}

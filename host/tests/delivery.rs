@@ -1,0 +1,555 @@
+//! The delivery engine against real receivers on 127.0.0.1: signatures a
+//! receiver verifies, Logto's body shape, plugin pipelines, and the retry
+//! policy's answers to failing, slow, redirecting and vanishing endpoints.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use serde_json::{json, Value};
+use wasmhooks::delivery::dispatcher::{DispatchSettings, Dispatcher};
+use wasmhooks::delivery::sender::Sender;
+use wasmhooks::delivery::signing::{logto_signature, verify_standard, WebhookSecret};
+use wasmhooks::event::Catalogue;
+use wasmhooks::hook::HookSpec;
+use wasmhooks::runtime::{content_hash, Runtime, RuntimeConfig};
+use wasmhooks::store::{
+    now_ms, Attempt, Delivery, DeliveryStatus, HookRecord, NewEvent, PluginRecord, SharedStore,
+    StoreLimits,
+};
+use wasmhooks_testkit::db::sqlite_path;
+use wasmhooks_testkit::{plugin_bytes, Receiver};
+
+/// What a receiver saw.
+#[derive(Clone, Debug)]
+struct Seen {
+    path: String,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+/// A scripted answer: status, headers, delay before answering.
+type Answer = (u16, Vec<(&'static str, String)>, Duration);
+
+/// A receiver that records requests and answers from a script of
+/// responses (the last one repeats).
+#[derive(Clone)]
+struct Script {
+    seen: Arc<Mutex<Vec<Seen>>>,
+    answers: Arc<Mutex<Vec<Answer>>>,
+}
+
+impl Script {
+    fn new(answers: Vec<Answer>) -> Self {
+        Script {
+            seen: Arc::default(),
+            answers: Arc::new(Mutex::new(answers)),
+        }
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    async fn start(&self) -> Receiver {
+        async fn answer(
+            State(script): State<Script>,
+            uri: axum::http::Uri,
+            headers: HeaderMap,
+            body: Bytes,
+        ) -> Response {
+            script.seen.lock().unwrap().push(Seen {
+                path: uri.path().to_string(),
+                headers,
+                body,
+            });
+            let (status, headers, delay) = {
+                let mut answers = script.answers.lock().unwrap();
+                if answers.len() > 1 {
+                    answers.remove(0)
+                } else {
+                    answers[0].clone()
+                }
+            };
+            tokio::time::sleep(delay).await;
+            let mut response =
+                (StatusCode::from_u16(status).unwrap(), "receiver says hi").into_response();
+            for (name, value) in headers {
+                response.headers_mut().insert(name, value.parse().unwrap());
+            }
+            response
+        }
+        let router = Router::new()
+            .route("/{*path}", post(answer))
+            .with_state(self.clone());
+        Receiver::start(router).await
+    }
+}
+
+fn ok() -> Answer {
+    (200, vec![], Duration::ZERO)
+}
+
+fn status(code: u16) -> Answer {
+    (code, vec![], Duration::ZERO)
+}
+
+struct Harness {
+    store: SharedStore,
+    dispatcher: Dispatcher,
+    _dir: tempfile::TempDir,
+}
+
+async fn harness_with(private_networks: &[&str]) -> Harness {
+    let (dir, path) = sqlite_path();
+    let store = wasmhooks::store::open(path.to_str().unwrap(), StoreLimits::default())
+        .await
+        .unwrap();
+    let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
+    let sender = Sender::new(
+        private_networks
+            .iter()
+            .map(|n| n.parse().unwrap())
+            .collect(),
+        4096,
+    );
+    let dispatcher = Dispatcher::new(store.clone(), runtime, sender, DispatchSettings::default());
+    Harness {
+        store,
+        dispatcher,
+        _dir: dir,
+    }
+}
+
+async fn harness() -> Harness {
+    harness_with(&["127.0.0.0/8"]).await
+}
+
+impl Harness {
+    async fn hook(&self, id: &str, spec: Value) {
+        let spec = HookSpec::from_json(spec, &Catalogue::default()).unwrap();
+        let now = now_ms();
+        let record = HookRecord {
+            id: id.into(),
+            events: spec.events.clone(),
+            spec: serde_json::to_value(&spec).unwrap(),
+            enabled: true,
+            disabled_reason: None,
+            created_at: now,
+            updated_at: now,
+        };
+        self.store.create_hook(&record).await.unwrap();
+    }
+
+    async fn plugin(&self, name: &str) {
+        let bytes = plugin_bytes(name);
+        let record = PluginRecord {
+            name: name.into(),
+            hash: content_hash(&bytes),
+            size: bytes.len() as u64,
+            bytes,
+            created_at: now_ms(),
+        };
+        self.store.put_plugin(&record).await.unwrap();
+    }
+
+    async fn emit(&self, name: &str, payload: Value) -> Vec<String> {
+        let event = NewEvent {
+            id: None,
+            name: name.into(),
+            payload: payload.to_string(),
+            created_at: 1_787_313_600_000, // 2026-08-21T12:00:00.000Z
+        };
+        let ingested = self
+            .store
+            .ingest(vec![event])
+            .await
+            .unwrap()
+            .pop()
+            .unwrap()
+            .unwrap();
+        ingested.deliveries.into_iter().map(|d| d.id).collect()
+    }
+
+    async fn delivery(&self, id: &str) -> (Delivery, Vec<Attempt>) {
+        self.store.delivery(id).await.unwrap().unwrap()
+    }
+}
+
+fn interaction() -> Value {
+    json!({
+        "event": "PostSignIn", "interactionEvent": "SignIn", "sessionId": "Xn3",
+        "userAgent": "Mozilla/5.0", "userId": "u1a2b3c4d5e6", "userIp": "203.0.113.7",
+        "user": {"id": "u1a2b3c4d5e6", "username": "alice", "primaryEmail": "a@x.com"},
+        "application": {"id": "app1", "type": "SPA", "name": "My SPA", "description": null}
+    })
+}
+
+#[tokio::test]
+async fn deliveries_are_signed_both_ways_and_shaped_like_logto() {
+    let script = Script::new(vec![ok()]);
+    let receiver = script.start().await;
+    let h = harness().await;
+    let (old, new) = (WebhookSecret::generate(), WebhookSecret::generate());
+    h.hook(
+        "k3j2h1g0f9e8d7c6b5a43",
+        json!({"events": ["PostSignIn", "Organization.Data.Updated"], "webhook": {
+            "url": receiver.url("/hooks/logto"),
+            "signing_key": "abcDEF0123456789abcDEF0123456789",
+            "headers": {"X-Tenant": "acme", "Authorization": "Bearer hunter2"},
+            "secrets": [{"secret": new.to_text()}, {"secret": old.to_text(), "expires_at": now_ms() + 86_400_000}]
+        }}),
+    )
+    .await;
+    let interaction_id = h.emit("PostSignIn", interaction()).await.remove(0);
+    let data = json!({"event": "Organization.Data.Updated", "userAgent": "node", "ip": "::ffff:10.0.0.5",
+        "path": "/organizations/o1", "method": "PATCH", "status": 200, "params": {"id": "o1"},
+        "matchedRoute": "/organizations/:id", "data": {"id": "o1", "name": "Acme"}});
+    h.emit("Organization.Data.Updated", data).await;
+    assert_eq!(h.dispatcher.process_due().await.unwrap(), 2);
+
+    let seen = script.seen();
+    assert_eq!(seen.len(), 2);
+    let by_event = |name: &str| {
+        seen.iter()
+            .find(|s| serde_json::from_slice::<Value>(&s.body).unwrap()["event"] == name)
+            .unwrap()
+            .clone()
+    };
+    let signin = by_event("PostSignIn");
+    assert_eq!(signin.path, "/hooks/logto");
+    assert_eq!(
+        std::str::from_utf8(&signin.body).unwrap(),
+        r#"{"event":"PostSignIn","interactionEvent":"SignIn","createdAt":"2026-08-21T12:00:00.000Z","sessionId":"Xn3","userAgent":"Mozilla/5.0","userId":"u1a2b3c4d5e6","userIp":"203.0.113.7","user":{"id":"u1a2b3c4d5e6","username":"alice","primaryEmail":"a@x.com"},"application":{"id":"app1","type":"SPA","name":"My SPA","description":null},"hookId":"k3j2h1g0f9e8d7c6b5a43"}"#
+    );
+    let org = by_event("Organization.Data.Updated");
+    assert!(std::str::from_utf8(&org.body)
+        .unwrap()
+        .starts_with(r#"{"event":"Organization.Data.Updated","createdAt":"2026-08-21T12:00:00.000Z","userAgent":"node""#));
+
+    for request in [&signin, &org] {
+        let header = |name: &str| {
+            request
+                .headers
+                .get(name)
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(header("content-type"), "application/json");
+        assert_eq!(header("x-tenant"), "acme");
+        assert!(header("user-agent").starts_with("wasmhooks/"));
+        assert_eq!(
+            header("logto-signature-sha-256"),
+            logto_signature("abcDEF0123456789abcDEF0123456789", &request.body)
+        );
+        let (id, ts, sig) = (
+            header("webhook-id"),
+            header("webhook-timestamp"),
+            header("webhook-signature"),
+        );
+        let ts: i64 = ts.parse().unwrap();
+        assert!((now_ms() / 1000 - ts).abs() < 60);
+        assert!(
+            verify_standard(&new, &id, ts, &request.body, &sig),
+            "the new secret verifies"
+        );
+        assert!(
+            verify_standard(&old, &id, ts, &request.body, &sig),
+            "the old secret verifies in its grace period"
+        );
+    }
+    assert_eq!(
+        signin.headers["webhook-id"],
+        interaction_id.as_str(),
+        "the message id is the delivery id"
+    );
+
+    let (delivery, attempts) = h.delivery(&interaction_id).await;
+    assert_eq!(delivery.status, DeliveryStatus::Succeeded);
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].response_status, Some(200));
+    assert_eq!(
+        attempts[0].response_body.as_deref(),
+        Some("receiver says hi")
+    );
+    let logged = |name: &str| {
+        attempts[0]
+            .request_headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(
+        logged("authorization").as_deref(),
+        Some("***"),
+        "secrets are masked in the log"
+    );
+    assert_eq!(logged("x-tenant").as_deref(), Some("acme"));
+}
+
+#[tokio::test]
+async fn plugin_steps_transform_and_filters_cancel() {
+    let script = Script::new(vec![ok()]);
+    let receiver = script.start().await;
+    let h = harness().await;
+    for plugin in ["enrich", "redact", "filter"] {
+        h.plugin(plugin).await;
+    }
+    h.hook(
+        "transformed",
+        json!({"events": ["PostSignIn"], "steps": [
+            {"plugin": "enrich", "config": {"tenant": "acme"}},
+            {"plugin": "redact", "config": {"paths": "userIp,user.primaryEmail"}}
+        ], "webhook": {"url": receiver.url("/t")}}),
+    )
+    .await;
+    h.hook(
+        "filtered",
+        json!({"events": ["PostSignIn"], "steps": [
+            {"plugin": "filter", "config": {"path": "user.primaryEmail", "ends-with": "@corp.example"}}
+        ], "webhook": {"url": receiver.url("/f")}}),
+    )
+    .await;
+    let ids = h.emit("PostSignIn", interaction()).await;
+    h.dispatcher.process_due().await.unwrap();
+
+    let seen = script.seen();
+    assert_eq!(seen.len(), 1, "the filtered delivery sent nothing");
+    let body: Value = serde_json::from_slice(&seen[0].body).unwrap();
+    assert_eq!(seen[0].path, "/t");
+    assert_eq!(body["tenant"], "acme");
+    assert_eq!(body["userIp"], "[redacted]");
+    assert_eq!(body["user"]["primaryEmail"], "[redacted]");
+    assert_eq!(body["hookId"], "transformed", "hookId still comes last");
+    assert_eq!(
+        body.as_object().unwrap().keys().next_back().unwrap(),
+        "hookId"
+    );
+
+    let (a, _) = h.delivery(&ids[0]).await;
+    let (b, _) = h.delivery(&ids[1]).await;
+    let (cancelled, delivered) = if a.hook_id == "filtered" {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    assert_eq!(delivered.status, DeliveryStatus::Succeeded);
+    assert_eq!(cancelled.status, DeliveryStatus::Cancelled);
+    assert!(cancelled.last_error.unwrap().contains("filtered out"));
+}
+
+fn fast_retries(url: String) -> Value {
+    json!({"events": ["PostSignIn"], "webhook": {"url": url, "timeout": "300ms",
+        "retry": {"schedule": ["50ms", "50ms"], "overload_floor": "400ms"}}})
+}
+
+/// Wait until the delivery's next attempt is due, then process it.
+async fn retry(h: &Harness, id: &str) {
+    let (d, _) = h.delivery(id).await;
+    let wait = d.due_at.unwrap() - now_ms();
+    if wait > 0 {
+        tokio::time::sleep(Duration::from_millis(wait as u64 + 20)).await;
+    }
+    assert_eq!(h.dispatcher.process_due().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn a_failing_receiver_is_retried_until_it_succeeds() {
+    let script = Script::new(vec![status(500), status(503), ok()]);
+    let receiver = script.start().await;
+    let h = harness().await;
+    h.hook("h", fast_retries(receiver.url("/r"))).await;
+    let id = h.emit("PostSignIn", interaction()).await.remove(0);
+    h.dispatcher.process_due().await.unwrap();
+    let (d, attempts) = h.delivery(&id).await;
+    assert_eq!((d.status, attempts.len()), (DeliveryStatus::Pending, 1));
+    assert_eq!(attempts[0].error_kind.as_deref(), Some("http_status"));
+    retry(&h, &id).await;
+    retry(&h, &id).await;
+    let (d, attempts) = h.delivery(&id).await;
+    assert_eq!(d.status, DeliveryStatus::Succeeded);
+    assert_eq!(
+        attempts
+            .iter()
+            .map(|a| a.response_status.unwrap())
+            .collect::<Vec<_>>(),
+        [500, 503, 200]
+    );
+    let ids: Vec<_> = script
+        .seen()
+        .iter()
+        .map(|s| s.headers["webhook-id"].clone())
+        .collect();
+    assert!(
+        ids.iter().all(|i| *i == ids[0]),
+        "the message id is stable across retries"
+    );
+}
+
+#[tokio::test]
+async fn the_schedule_runs_out_and_the_delivery_fails() {
+    let script = Script::new(vec![status(500)]);
+    let receiver = script.start().await;
+    let h = harness().await;
+    h.hook("h", fast_retries(receiver.url("/r"))).await;
+    let id = h.emit("PostSignIn", interaction()).await.remove(0);
+    h.dispatcher.process_due().await.unwrap();
+    retry(&h, &id).await;
+    retry(&h, &id).await;
+    let (d, attempts) = h.delivery(&id).await;
+    assert_eq!(
+        (d.status, attempts.len()),
+        (DeliveryStatus::Failed, 3),
+        "first attempt plus two retries"
+    );
+}
+
+#[tokio::test]
+async fn gone_disables_the_endpoint_at_once() {
+    let script = Script::new(vec![status(410)]);
+    let receiver = script.start().await;
+    let h = harness().await;
+    h.hook("h", fast_retries(receiver.url("/gone"))).await;
+    let id = h.emit("PostSignIn", interaction()).await.remove(0);
+    h.dispatcher.process_due().await.unwrap();
+    let (d, attempts) = h.delivery(&id).await;
+    assert_eq!((d.status, attempts.len()), (DeliveryStatus::Failed, 1));
+    let hook = h.store.get_hook("h").await.unwrap().unwrap();
+    assert!(!hook.enabled);
+    assert_eq!(
+        hook.disabled_reason.as_deref(),
+        Some("endpoint answered 410 Gone")
+    );
+    assert!(
+        h.emit("PostSignIn", interaction()).await.is_empty(),
+        "a disabled hook gets no deliveries"
+    );
+    assert_eq!(script.seen().len(), 1);
+}
+
+#[tokio::test]
+async fn redirects_are_failures_and_not_followed() {
+    let script = Script::new(vec![(
+        302,
+        vec![("location", "/elsewhere".into())],
+        Duration::ZERO,
+    )]);
+    let receiver = script.start().await;
+    let h = harness().await;
+    h.hook("h", fast_retries(receiver.url("/moved"))).await;
+    let id = h.emit("PostSignIn", interaction()).await.remove(0);
+    h.dispatcher.process_due().await.unwrap();
+    let (d, attempts) = h.delivery(&id).await;
+    assert_eq!(d.status, DeliveryStatus::Pending, "retried later");
+    assert_eq!(attempts[0].response_status, Some(302));
+    let paths: Vec<_> = script.seen().iter().map(|s| s.path.clone()).collect();
+    assert_eq!(paths, ["/moved"], "the redirect was not followed");
+}
+
+#[tokio::test]
+async fn timeouts_fail_the_attempt_and_back_off_to_the_floor() {
+    let script = Script::new(vec![(200, vec![], Duration::from_secs(3))]);
+    let receiver = script.start().await;
+    let h = harness().await;
+    h.hook("h", fast_retries(receiver.url("/slow"))).await;
+    let id = h.emit("PostSignIn", interaction()).await.remove(0);
+    let before = now_ms();
+    h.dispatcher.process_due().await.unwrap();
+    let (d, attempts) = h.delivery(&id).await;
+    assert_eq!(attempts[0].error_kind.as_deref(), Some("timeout"));
+    assert!(
+        attempts[0].duration_ms < 2000,
+        "the 300 ms timeout held: {} ms",
+        attempts[0].duration_ms
+    );
+    assert!(
+        d.due_at.unwrap() - before >= 400,
+        "the overload floor, not the 50 ms schedule"
+    );
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_on_429() {
+    let script = Script::new(vec![
+        (429, vec![("retry-after", "2".into())], Duration::ZERO),
+        ok(),
+    ]);
+    let receiver = script.start().await;
+    let h = harness().await;
+    h.hook("h", fast_retries(receiver.url("/busy"))).await;
+    let id = h.emit("PostSignIn", interaction()).await.remove(0);
+    let before = now_ms();
+    h.dispatcher.process_due().await.unwrap();
+    let (d, _) = h.delivery(&id).await;
+    assert!(
+        d.due_at.unwrap() - before >= 1900,
+        "waits the 2 s the receiver asked for"
+    );
+    retry(&h, &id).await;
+    assert_eq!(h.delivery(&id).await.0.status, DeliveryStatus::Succeeded);
+}
+
+#[tokio::test]
+async fn a_reset_connection_is_a_failed_attempt() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        // Read a little of the request, then hang up mid-exchange.
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut buf = [0u8; 16];
+            let _ = tokio::io::AsyncReadExt::read(&mut socket, &mut buf).await;
+            drop(socket);
+        }
+    });
+    let h = harness().await;
+    h.hook("h", fast_retries(format!("http://{addr}/reset")))
+        .await;
+    let id = h.emit("PostSignIn", interaction()).await.remove(0);
+    h.dispatcher.process_due().await.unwrap();
+    let (d, attempts) = h.delivery(&id).await;
+    assert_eq!(d.status, DeliveryStatus::Pending);
+    assert_eq!(attempts[0].response_status, None);
+    assert!(attempts[0].error_kind.is_some(), "{:?}", attempts[0]);
+}
+
+#[tokio::test]
+async fn private_targets_are_refused_unless_the_operator_allows_them() {
+    let script = Script::new(vec![ok()]);
+    let receiver = script.start().await;
+    let h = harness_with(&[]).await;
+    h.hook("h", fast_retries(receiver.url("/internal"))).await;
+    let id = h.emit("PostSignIn", interaction()).await.remove(0);
+    h.dispatcher.process_due().await.unwrap();
+    let (_, attempts) = h.delivery(&id).await;
+    assert_eq!(
+        attempts[0].error_kind.as_deref(),
+        Some("blocked"),
+        "{:?}",
+        attempts[0]
+    );
+    assert!(script.seen().is_empty());
+}
+
+#[tokio::test]
+async fn response_bodies_are_kept_only_up_to_the_cap() {
+    let big = "z".repeat(100_000);
+    let router = Router::new().route("/big", post(move || async move { big.clone() }));
+    let receiver = Receiver::start(router).await;
+    let h = harness().await;
+    h.hook("h", fast_retries(receiver.url("/big"))).await;
+    let id = h.emit("PostSignIn", interaction()).await.remove(0);
+    h.dispatcher.process_due().await.unwrap();
+    let (d, attempts) = h.delivery(&id).await;
+    assert_eq!(d.status, DeliveryStatus::Succeeded);
+    assert_eq!(
+        attempts[0].response_body.as_ref().map(String::len),
+        Some(4096)
+    );
+}
