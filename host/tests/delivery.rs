@@ -553,3 +553,77 @@ async fn response_bodies_are_kept_only_up_to_the_cap() {
         Some(4096)
     );
 }
+
+#[tokio::test]
+async fn the_endpoint_concurrency_bound_holds() {
+    let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let peak = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let router = {
+        let (in_flight, peak) = (in_flight.clone(), peak.clone());
+        Router::new().route(
+            "/count",
+            post(move || {
+                let (in_flight, peak) = (in_flight.clone(), peak.clone());
+                async move {
+                    use std::sync::atomic::Ordering::SeqCst;
+                    let now = in_flight.fetch_add(1, SeqCst) + 1;
+                    peak.fetch_max(now, SeqCst);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    in_flight.fetch_sub(1, SeqCst);
+                    "ok"
+                }
+            }),
+        )
+    };
+    let receiver = Receiver::start(router).await;
+    let h = harness().await;
+    h.hook(
+        "h",
+        json!({"events": ["PostSignIn"], "webhook": {"url": receiver.url("/count"), "concurrency": 2}}),
+    )
+    .await;
+    for _ in 0..8 {
+        h.emit("PostSignIn", interaction()).await;
+    }
+    assert_eq!(h.dispatcher.process_due().await.unwrap(), 8);
+    assert_eq!(
+        peak.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "two at a time, never more"
+    );
+}
+
+#[tokio::test]
+async fn missed_events_are_replayed_and_single_deliveries_retried() {
+    let script = Script::new(vec![status(500), ok()]);
+    let receiver = script.start().await;
+    let h = harness().await;
+    h.hook("h", json!({"events": ["PostSignIn"], "webhook": {"url": receiver.url("/r"), "retry": {"schedule": []}}}))
+        .await;
+    let id = h.emit("PostSignIn", interaction()).await.remove(0);
+    h.dispatcher.process_due().await.unwrap();
+    assert_eq!(
+        h.delivery(&id).await.0.status,
+        DeliveryStatus::Failed,
+        "no retries in this schedule"
+    );
+
+    // An operator retries the failed delivery by hand.
+    h.store.retry_now(&id).await.unwrap();
+    h.dispatcher.process_due().await.unwrap();
+    let (d, attempts) = h.delivery(&id).await;
+    assert_eq!((d.status, attempts.len()), (DeliveryStatus::Succeeded, 2));
+
+    // Events stored while the hook did not subscribe are replayed to it.
+    h.emit("PostRegister", json!({"event": "PostRegister"}))
+        .await;
+    let mut hook = h.store.get_hook("h").await.unwrap().unwrap();
+    hook.events.push("PostRegister".into());
+    hook.spec["events"] = json!(["PostSignIn", "PostRegister"]);
+    h.store.update_hook(&hook).await.unwrap();
+    let replayed = h.dispatcher.replay("h", 0, now_ms() + 1).await.unwrap();
+    assert_eq!(replayed.len(), 2, "the sign-in and the registration");
+    assert_eq!(h.dispatcher.process_due().await.unwrap(), 2);
+    assert_eq!(script.seen().len(), 4);
+    assert!(h.dispatcher.replay("missing", 0, 1).await.is_err());
+}

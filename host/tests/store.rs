@@ -182,7 +182,10 @@ async fn ingest_fans_out_to_subscribed_enabled_hooks(store: SharedStore) {
     let nobody = ingest_one(&store, event(None, "Role.Created")).await;
     assert!(nobody.deliveries.is_empty(), "stored, but no hook wants it");
     assert!(nobody.event_id.starts_with("evt_"));
-    let stored = store.events_between(0, now_ms() + 1, 10).await.unwrap();
+    let stored = store
+        .events_between(0, now_ms() + 1, 10, None)
+        .await
+        .unwrap();
     assert_eq!(stored.len(), 2);
     assert_eq!(stored[0].id, "evt_fan");
     assert_eq!(
@@ -263,7 +266,10 @@ async fn bad_input_is_refused_and_changes_nothing(store: SharedStore) {
         StoreError::NotFound { kind: "event", .. }
     ));
 
-    let events = store.events_between(0, now_ms() + 1, 10).await.unwrap();
+    let events = store
+        .events_between(0, now_ms() + 1, 10, None)
+        .await
+        .unwrap();
     assert_eq!(
         events.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
         ["evt_ok"]
@@ -569,7 +575,7 @@ async fn retention_prunes_only_old_finished_events(store: SharedStore) {
         .unwrap();
     assert_eq!(pruned, 7, "three batches: 3 + 3 + 1");
     let left: Vec<_> = store
-        .events_between(0, now_ms() + 1, 100)
+        .events_between(0, now_ms() + 1, 100, None)
         .await
         .unwrap()
         .into_iter()

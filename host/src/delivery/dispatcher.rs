@@ -23,7 +23,7 @@ use crate::event::delivery_body;
 use crate::hook::{HookSpec, OnStepError, RESERVED_HEADERS};
 use crate::runtime::{Outcome, Plugin, PluginEvent, Runtime};
 use crate::store::{
-    after, now_ms, Claimed, NewAttempt, Next, SharedStore, StoreError, StoreResult,
+    after, now_ms, Claimed, Millis, NewAttempt, Next, SharedStore, StoreError, StoreResult,
 };
 
 /// How the dispatcher works the queue.
@@ -276,6 +276,40 @@ impl Dispatcher {
             self.forget_hook(&claimed.delivery.hook_id);
         }
         Ok(())
+    }
+
+    /// Deliver again, to hook `hook_id`, every stored event in
+    /// `[since, until)` that the hook subscribes to (the events it missed
+    /// while down or disabled). Returns the new deliveries' ids.
+    pub async fn replay(
+        &self,
+        hook_id: &str,
+        since: Millis,
+        until: Millis,
+    ) -> StoreResult<Vec<String>> {
+        let Some(hook) = self.store.get_hook(hook_id).await? else {
+            return Err(StoreError::NotFound {
+                kind: "hook",
+                id: hook_id.to_string(),
+            });
+        };
+        let mut created = Vec::new();
+        let mut cursor: (Millis, Option<String>) = (since, None);
+        loop {
+            let page = self
+                .store
+                .events_between(cursor.0, until, 500, cursor.1.as_deref())
+                .await?;
+            for event in page.iter().filter(|e| hook.events.contains(&e.name)) {
+                created.push(self.store.enqueue(&event.id, hook_id).await?.id);
+            }
+            match page.last() {
+                Some(last) if page.len() == 500 => {
+                    cursor = (last.created_at, Some(last.id.clone()))
+                }
+                _ => return Ok(created),
+            }
+        }
     }
 
     fn next_after(&self, spec: &HookSpec, attempts: u32, verdict: &Verdict) -> Next {

@@ -140,12 +140,15 @@ pub trait Store: Send + Sync + 'static {
     async fn delivery(&self, id: &str) -> StoreResult<Option<(Delivery, Vec<Attempt>)>>;
     /// Attempts of a hook's deliveries since `since`: requests, successes, failures.
     async fn hook_stats(&self, hook_id: &str, since: Millis) -> StoreResult<HookStats>;
-    /// Events created in `[since, until)`, oldest first, at most `limit`.
+    /// Events created in `[since, until)`, oldest first (by time, then id),
+    /// at most `limit`. To page, pass the last event's time as `since` and
+    /// its id as `after`.
     async fn events_between(
         &self,
         since: Millis,
         until: Millis,
         limit: usize,
+        after: Option<&str>,
     ) -> StoreResult<Vec<StoredEvent>>;
     /// Pending and in-flight deliveries, and the age of the oldest due one.
     async fn queue_depth(&self) -> StoreResult<QueueDepth>;

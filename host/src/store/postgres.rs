@@ -677,11 +677,15 @@ impl Store for PostgresStore {
         since: Millis,
         until: Millis,
         limit: usize,
+        after: Option<&str>,
     ) -> StoreResult<Vec<StoredEvent>> {
         let rows = self
             .client()
             .await?
-            .query(&pg(sql::EVENTS_BETWEEN), &[&since, &until, &(limit as i64)])
+            .query(
+                &pg(sql::EVENTS_BETWEEN),
+                &[&since, &until, &(limit as i64), &after],
+            )
             .await?;
         Ok(rows
             .iter()

@@ -242,9 +242,11 @@ pub(crate) const HOOK_STATS: &str =
      FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
      WHERE d.hook_id = ?1 AND a.started_at >= ?2";
 
-/// Params: since, until, limit.
+/// Params: since, until, limit, after (an event id at `since`, exclusive).
 pub(crate) const EVENTS_BETWEEN: &str = "SELECT id, name, payload, created_at FROM events
-     WHERE created_at >= ?1 AND created_at < ?2 ORDER BY created_at, id LIMIT ?3";
+     WHERE created_at < ?2
+       AND (created_at > ?1 OR (created_at = ?1 AND (CAST(?4 AS TEXT) IS NULL OR id > ?4)))
+     ORDER BY created_at, id LIMIT ?3";
 
 /// Params: now.
 pub(crate) const QUEUE_DEPTH: &str = "SELECT

@@ -766,11 +766,13 @@ impl Store for SqliteStore {
         since: Millis,
         until: Millis,
         limit: usize,
+        after: Option<&str>,
     ) -> StoreResult<Vec<StoredEvent>> {
+        let after = after.map(String::from);
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(sql::EVENTS_BETWEEN)?;
             let events = stmt
-                .query_map(params![since, until, limit as i64], |r| {
+                .query_map(params![since, until, limit as i64, after], |r| {
                     Ok(StoredEvent {
                         id: r.get(0)?,
                         name: r.get(1)?,
