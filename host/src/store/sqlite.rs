@@ -12,7 +12,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use tokio::sync::{oneshot, Notify};
@@ -23,6 +23,9 @@ use super::{Store, StoreError, StoreResult};
 
 /// Most write requests one transaction takes.
 const MAX_BATCH: usize = 1024;
+
+/// How long a busy writer waits to fill a transaction before committing.
+const GATHER: Duration = Duration::from_micros(500);
 
 /// A write request the writer thread runs inside its current transaction.
 trait Job: Send {
@@ -43,16 +46,14 @@ where
 {
     fn run(&mut self, conn: &Connection) {
         let Some(work) = self.work.take() else { return };
-        let result = conn
-            .execute_batch("SAVEPOINT job")
-            .map_err(StoreError::from)
-            .and_then(|()| work(conn));
+        let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([])).map(drop);
+        let result = run("SAVEPOINT job").map_err(StoreError::from).and_then(|()| work(conn));
         let end = if result.is_ok() {
-            "RELEASE job"
+            run("RELEASE job")
         } else {
-            "ROLLBACK TO job; RELEASE job"
+            run("ROLLBACK TO job").and_then(|()| run("RELEASE job"))
         };
-        let result = match (result, conn.execute_batch(end)) {
+        let result = match (result, end) {
             (Ok(_), Err(e)) => Err(e.into()),
             (result, _) => result,
         };
@@ -159,14 +160,21 @@ impl SqliteStore {
 }
 
 fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Box<dyn Job>>) {
+    let mut last_batch = 1;
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
+        // Under concurrent load, callers resubmit just after their reply;
+        // waiting a moment for them makes one fsync serve many. An idle
+        // writer commits at once.
+        let gather_until = Instant::now() + if last_batch > 1 { GATHER } else { Duration::ZERO };
         while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
+            let left = gather_until.saturating_duration_since(Instant::now());
+            match jobs.recv_timeout(left) {
                 Ok(job) => batch.push(job),
                 Err(_) => break,
             }
         }
+        last_batch = batch.len();
         let commit = conn
             .execute_batch("BEGIN IMMEDIATE")
             .map_err(StoreError::from)
