@@ -209,7 +209,11 @@ fn main() {
             baseline,
         );
         let (rate, n) = drain_rate(&sqlite).await;
-        assert_eq!(n, EVENTS / PRODUCERS * PRODUCERS * 2, "every delivery drained");
+        assert_eq!(
+            n,
+            EVENTS / PRODUCERS * PRODUCERS * 2,
+            "every delivery drained"
+        );
         print(
             "SQLite store: deliveries claimed + completed",
             rate,

@@ -62,7 +62,7 @@ impl PostgresStore {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
-        let pool = Pool::builder(manager).max_size(16).build().map_err(db)?;
+        let pool = Pool::builder(manager).max_size(32).build().map_err(db)?;
         migrate(&pool).await?;
         let work = Arc::new(Notify::new());
         Ok(PostgresStore {

@@ -46,8 +46,14 @@ where
 {
     fn run(&mut self, conn: &Connection) {
         let Some(work) = self.work.take() else { return };
-        let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([])).map(drop);
-        let result = run("SAVEPOINT job").map_err(StoreError::from).and_then(|()| work(conn));
+        let run = |sql: &str| {
+            conn.prepare_cached(sql)
+                .and_then(|mut s| s.execute([]))
+                .map(drop)
+        };
+        let result = run("SAVEPOINT job")
+            .map_err(StoreError::from)
+            .and_then(|()| work(conn));
         let end = if result.is_ok() {
             run("RELEASE job")
         } else {
@@ -166,7 +172,12 @@ fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Box<dyn Job>>) {
         // Under concurrent load, callers resubmit just after their reply;
         // waiting a moment for them makes one fsync serve many. An idle
         // writer commits at once.
-        let gather_until = Instant::now() + if last_batch > 1 { GATHER } else { Duration::ZERO };
+        let gather_until = Instant::now()
+            + if last_batch > 1 {
+                GATHER
+            } else {
+                Duration::ZERO
+            };
         while batch.len() < MAX_BATCH {
             let left = gather_until.saturating_duration_since(Instant::now());
             match jobs.recv_timeout(left) {

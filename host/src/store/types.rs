@@ -39,7 +39,10 @@ pub fn new_id(prefix: &str) -> String {
     let tail: String = (0..12)
         .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
         .collect();
-    format!("{prefix}_{}{tail}", std::str::from_utf8(&stamp).expect("ASCII digits"))
+    format!(
+        "{prefix}_{}{tail}",
+        std::str::from_utf8(&stamp).expect("ASCII digits")
+    )
 }
 
 /// Caps the store enforces on what it is given.
