@@ -29,7 +29,9 @@ const GATHER: Duration = Duration::from_micros(500);
 
 /// A write request the writer thread runs inside its current transaction.
 trait Job: Send {
-    fn run(&mut self, conn: &Connection);
+    /// Run; `Err` means the job failed without a savepoint to undo it, so
+    /// the whole transaction must be rolled back.
+    fn run(&mut self, conn: &Connection) -> Result<(), ()>;
     fn finish(self: Box<Self>, commit: &StoreResult<()>);
 }
 
@@ -37,6 +39,11 @@ struct Pending<T, F> {
     work: Option<F>,
     result: Option<StoreResult<T>>,
     reply: oneshot::Sender<StoreResult<T>>,
+    /// Run inside a savepoint, so a failure undoes only this job. Ingest
+    /// jobs skip it (savepoints copy every page they touch): their input is
+    /// validated beforehand, so only a database failure can stop them, and
+    /// that fails the whole transaction anyway.
+    isolated: bool,
 }
 
 impl<T, F> Job for Pending<T, F>
@@ -44,8 +51,16 @@ where
     T: Send,
     F: FnOnce(&Connection) -> StoreResult<T> + Send,
 {
-    fn run(&mut self, conn: &Connection) {
-        let Some(work) = self.work.take() else { return };
+    fn run(&mut self, conn: &Connection) -> Result<(), ()> {
+        let Some(work) = self.work.take() else {
+            return Ok(());
+        };
+        if !self.isolated {
+            let result = work(conn);
+            let failed = result.is_err();
+            self.result = Some(result);
+            return if failed { Err(()) } else { Ok(()) };
+        }
         let run = |sql: &str| {
             conn.prepare_cached(sql)
                 .and_then(|mut s| s.execute([]))
@@ -64,6 +79,7 @@ where
             (result, _) => result,
         };
         self.result = Some(result);
+        Ok(())
     }
 
     fn finish(self: Box<Self>, commit: &StoreResult<()>) {
@@ -92,7 +108,9 @@ fn connect(path: &Path) -> StoreResult<Connection> {
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
          PRAGMA foreign_keys = ON;
-         PRAGMA busy_timeout = 10000;",
+         PRAGMA busy_timeout = 10000;
+         PRAGMA cache_size = -65536;
+         PRAGMA wal_autocheckpoint = 8192;",
     )?;
     Ok(conn)
 }
@@ -131,6 +149,7 @@ impl SqliteStore {
             work: Some(work),
             result: None,
             reply,
+            isolated: true,
         });
         self.writer
             .lock()
@@ -191,7 +210,11 @@ fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Box<dyn Job>>) {
             .map_err(StoreError::from)
             .and_then(|()| {
                 for job in batch.iter_mut() {
-                    job.run(&conn);
+                    job.run(&conn).map_err(|()| {
+                        StoreError::Database(
+                            "a write in this transaction failed; nothing was written".into(),
+                        )
+                    })?;
                 }
                 conn.execute_batch("COMMIT").map_err(StoreError::from)
             });
@@ -528,6 +551,7 @@ impl Store for SqliteStore {
                         work: Some(move |conn: &Connection| ingest_one(conn, event)),
                         result: None,
                         reply,
+                        isolated: false,
                     });
                     self.writer
                         .lock()
