@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Transaction};
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_postgres::{AsyncMessage, NoTls, Row};
 
 use super::sql::{self, pg, Dialect};
@@ -29,14 +29,20 @@ pub struct PostgresStore {
     pool: Pool,
     limits: StoreLimits,
     work: Arc<Notify>,
-    listener: tokio::task::JoinHandle<()>,
+    ingest_queue: mpsc::Sender<IngestRequest>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for PostgresStore {
     fn drop(&mut self) {
-        self.listener.abort();
+        for task in &self.tasks {
+            task.abort();
+        }
     }
 }
+
+/// Group-commit tasks (and so connections) writing events at once.
+const COMMITTERS: usize = 4;
 
 fn db(e: impl std::fmt::Display) -> StoreError {
     StoreError::Database(e.to_string())
@@ -65,11 +71,21 @@ impl PostgresStore {
         let pool = Pool::builder(manager).max_size(32).build().map_err(db)?;
         migrate(&pool).await?;
         let work = Arc::new(Notify::new());
+        let (ingest_queue, requests) = mpsc::channel(4096);
+        let requests = Arc::new(tokio::sync::Mutex::new(requests));
+        let mut tasks = vec![tokio::spawn(listen(config, work.clone()))];
+        for _ in 0..COMMITTERS {
+            tasks.push(tokio::spawn(group_committer(
+                pool.clone(),
+                requests.clone(),
+            )));
+        }
         Ok(PostgresStore {
             pool,
             limits,
-            listener: tokio::spawn(listen(config, work.clone())),
             work,
+            ingest_queue,
+            tasks,
         })
     }
 
@@ -213,54 +229,196 @@ async fn notify_work(tx: &Transaction<'_>) -> StoreResult<()> {
     Ok(())
 }
 
-/// Store one event and its deliveries inside `tx`.
-async fn ingest_one(tx: &Transaction<'_>, event: NewEvent) -> StoreResult<Ingested> {
+/// Store validated events and their deliveries inside `tx`, in a fixed
+/// number of round trips whatever the batch size: one multi-row insert of
+/// the events (duplicates skipped), one lookup of subscribed hooks, one
+/// multi-row insert of the deliveries, one lookup of duplicates' deliveries.
+/// Returns whether any delivery was created, and the results in input order.
+async fn ingest_batch(
+    tx: &Transaction<'_>,
+    events: Vec<NewEvent>,
+) -> StoreResult<(bool, Vec<Ingested>)> {
     let now = now_ms();
-    let id = event.id.unwrap_or_else(|| new_id("evt"));
-    let insert_event = tx.prepare_cached(&pg(sql::INSERT_EVENT)).await?;
-    let inserted = tx
-        .execute(
-            &insert_event,
-            &[&id, &event.name, &event.payload, &event.created_at, &now],
-        )
-        .await?;
-    if inserted == 0 {
-        let rows = tx.query(&pg(sql::SELECT_INGESTED), &[&id]).await?;
-        return Ok(Ingested {
-            event_id: id,
-            deliveries: rows
-                .iter()
-                .map(|r| DeliveryRef {
-                    id: r.get(0),
-                    hook_id: r.get(1),
-                })
-                .collect(),
-            duplicate: true,
-        });
-    }
-    let subscribed = tx.prepare_cached(&pg(sql::SUBSCRIBED_HOOKS)).await?;
-    let hooks: Vec<String> = tx
-        .query(&subscribed, &[&event.name])
+    let ids: Vec<String> = events
+        .iter()
+        .map(|e| e.id.clone().unwrap_or_else(|| new_id("evt")))
+        .collect();
+    let names: Vec<&str> = events.iter().map(|e| e.name.as_str()).collect();
+    let payloads: Vec<&str> = events.iter().map(|e| e.payload.as_str()).collect();
+    let created_at: Vec<i64> = events.iter().map(|e| e.created_at).collect();
+    let insert = tx.prepare_cached(INSERT_EVENTS).await?;
+    let inserted: std::collections::HashSet<String> = tx
+        .query(&insert, &[&ids, &names, &payloads, &created_at, &now])
         .await?
         .iter()
         .map(|r| r.get(0))
         .collect();
-    let insert = tx.prepare_cached(&pg(sql::INSERT_DELIVERY)).await?;
-    let mut deliveries = Vec::with_capacity(hooks.len());
-    for hook_id in hooks {
-        let delivery_id = new_id("dlv");
-        tx.execute(&insert, &[&delivery_id, &id, &hook_id, &"ingest", &now])
-            .await?;
-        deliveries.push(DeliveryRef {
-            id: delivery_id,
-            hook_id,
-        });
+
+    let mut distinct: Vec<&str> = names.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let subscribed = tx.prepare_cached(SUBSCRIBED_TO_ANY).await?;
+    let mut hooks_of: std::collections::HashMap<String, Vec<String>> =
+        std::collections::HashMap::new();
+    for row in tx.query(&subscribed, &[&distinct]).await? {
+        hooks_of.entry(row.get(0)).or_default().push(row.get(1));
     }
-    Ok(Ingested {
-        event_id: id,
-        deliveries,
-        duplicate: false,
-    })
+
+    // The first occurrence of a newly inserted id is new; every other
+    // occurrence (and every id already stored) is a duplicate.
+    let mut first_seen = std::collections::HashSet::new();
+    let mut results: Vec<Option<Ingested>> = Vec::with_capacity(events.len());
+    let (mut d_ids, mut d_events, mut d_hooks) = (Vec::new(), Vec::new(), Vec::new());
+    for (id, name) in ids.iter().zip(&names) {
+        if inserted.contains(id) && first_seen.insert(id.clone()) {
+            let deliveries: Vec<DeliveryRef> = hooks_of
+                .get(*name)
+                .into_iter()
+                .flatten()
+                .map(|hook_id| DeliveryRef {
+                    id: new_id("dlv"),
+                    hook_id: hook_id.clone(),
+                })
+                .collect();
+            for d in &deliveries {
+                d_ids.push(d.id.clone());
+                d_events.push(id.clone());
+                d_hooks.push(d.hook_id.clone());
+            }
+            results.push(Some(Ingested {
+                event_id: id.clone(),
+                deliveries,
+                duplicate: false,
+            }));
+        } else {
+            results.push(None);
+        }
+    }
+    if !d_ids.is_empty() {
+        let insert = tx.prepare_cached(INSERT_DELIVERIES).await?;
+        tx.execute(&insert, &[&d_ids, &d_events, &d_hooks, &now])
+            .await?;
+    }
+
+    let duplicates: Vec<&String> = ids
+        .iter()
+        .zip(&results)
+        .filter(|(_, r)| r.is_none())
+        .map(|(id, _)| id)
+        .collect();
+    let mut earlier: std::collections::HashMap<String, Vec<DeliveryRef>> =
+        std::collections::HashMap::new();
+    if !duplicates.is_empty() {
+        let select = tx.prepare_cached(SELECT_INGESTED_ANY).await?;
+        for row in tx.query(&select, &[&duplicates]).await? {
+            earlier.entry(row.get(0)).or_default().push(DeliveryRef {
+                id: row.get(1),
+                hook_id: row.get(2),
+            });
+        }
+    }
+    let created = !d_ids.is_empty();
+    let results = ids
+        .into_iter()
+        .zip(results)
+        .map(|(id, result)| {
+            result.unwrap_or_else(|| Ingested {
+                deliveries: earlier.get(&id).cloned().unwrap_or_default(),
+                event_id: id,
+                duplicate: true,
+            })
+        })
+        .collect();
+    Ok((created, results))
+}
+
+/// Params: ids, names, payloads, created-at times (arrays), now.
+const INSERT_EVENTS: &str = "INSERT INTO events (id, name, payload, created_at, received_at)
+     SELECT id, name, payload, created_at, $5
+     FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[]) AS e (id, name, payload, created_at)
+     ON CONFLICT (id) DO NOTHING RETURNING id";
+
+/// Params: event names (array).
+const SUBSCRIBED_TO_ANY: &str =
+    "SELECT he.event_name, he.hook_id FROM hook_events he JOIN hooks h ON h.id = he.hook_id
+     WHERE he.event_name = ANY($1) AND h.enabled ORDER BY he.event_name, he.hook_id";
+
+/// Params: delivery ids, event ids, hook ids (arrays), now.
+const INSERT_DELIVERIES: &str =
+    "INSERT INTO deliveries (id, event_id, hook_id, source, status, attempts, due_at, created_at, updated_at)
+     SELECT id, event_id, hook_id, 'ingest', 'pending', 0, $4, $4, $4
+     FROM UNNEST($1::text[], $2::text[], $3::text[]) AS d (id, event_id, hook_id)";
+
+/// Params: event ids (array).
+const SELECT_INGESTED_ANY: &str = "SELECT event_id, id, hook_id FROM deliveries
+     WHERE event_id = ANY($1) AND source = 'ingest' ORDER BY event_id, hook_id";
+
+/// One caller's events waiting for the next group commit.
+struct IngestRequest {
+    events: Vec<NewEvent>,
+    reply: oneshot::Sender<StoreResult<Vec<Ingested>>>,
+}
+
+/// Most events one group-commit transaction takes.
+const MAX_GROUP: usize = 1024;
+
+/// Group commit: take every request waiting, write them all in one
+/// transaction, answer each after the commit. Several of these run at once,
+/// each on its own connection, so one batch's fsync overlaps the next.
+async fn group_committer(
+    pool: Pool,
+    requests: Arc<tokio::sync::Mutex<mpsc::Receiver<IngestRequest>>>,
+) {
+    loop {
+        let mut batch = Vec::new();
+        {
+            let mut receiver = requests.lock().await;
+            let Some(first) = receiver.recv().await else {
+                return;
+            };
+            let mut size = first.events.len();
+            batch.push(first);
+            while size < MAX_GROUP {
+                match receiver.try_recv() {
+                    Ok(request) => {
+                        size += request.events.len();
+                        batch.push(request);
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        let sizes: Vec<usize> = batch.iter().map(|r| r.events.len()).collect();
+        let (events, replies): (Vec<_>, Vec<_>) =
+            batch.into_iter().map(|r| (r.events, r.reply)).unzip();
+        let outcome = async {
+            let mut client = pool.get().await.map_err(db)?;
+            let tx = client.transaction().await?;
+            let (created, results) =
+                ingest_batch(&tx, events.into_iter().flatten().collect()).await?;
+            if created {
+                notify_work(&tx).await?;
+            }
+            tx.commit().await?;
+            Ok::<_, StoreError>(results)
+        }
+        .await;
+        match outcome {
+            Ok(results) => {
+                let mut results = results.into_iter();
+                for (reply, size) in replies.into_iter().zip(sizes) {
+                    let _ = reply.send(Ok(results.by_ref().take(size).collect()));
+                }
+            }
+            Err(e) => {
+                for reply in replies {
+                    let _ = reply.send(Err(StoreError::Database(format!(
+                        "nothing was written: {e}"
+                    ))));
+                }
+            }
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -418,34 +576,42 @@ impl Store for PostgresStore {
     }
 
     async fn ingest(&self, events: Vec<NewEvent>) -> StoreResult<Vec<StoreResult<Ingested>>> {
-        let mut client = self.client().await?;
-        let mut tx = client.transaction().await?;
-        let mut results = Vec::with_capacity(events.len());
-        let mut created = false;
-        for event in events {
-            if let Err(e) = validate_event(&event, &self.limits) {
-                results.push(Err(e));
-                continue;
-            }
-            // Each event in its own savepoint: one failure spoils no other.
-            let savepoint = tx.transaction().await?;
-            match ingest_one(&savepoint, event).await {
-                Ok(ingested) => {
-                    savepoint.commit().await?;
-                    created |= !ingested.deliveries.is_empty() && !ingested.duplicate;
-                    results.push(Ok(ingested));
-                }
-                Err(e) => {
-                    savepoint.rollback().await?;
-                    results.push(Err(e));
-                }
-            }
+        let checks: Vec<StoreResult<()>> = events
+            .iter()
+            .map(|e| validate_event(e, &self.limits))
+            .collect();
+        let valid: Vec<NewEvent> = events
+            .into_iter()
+            .zip(&checks)
+            .filter(|(_, c)| c.is_ok())
+            .map(|(e, _)| e)
+            .collect();
+        let mut stored = if valid.is_empty() {
+            Vec::new()
+        } else {
+            let (reply, answer) = oneshot::channel();
+            self.ingest_queue
+                .send(IngestRequest {
+                    events: valid,
+                    reply,
+                })
+                .await
+                .map_err(|_| StoreError::Database("the group-commit tasks have stopped".into()))?;
+            answer.await.map_err(|_| {
+                StoreError::Database("a group-commit task dropped a request".into())
+            })??
         }
-        if created {
-            notify_work(&tx).await?;
-        }
-        tx.commit().await?;
-        Ok(results)
+        .into_iter();
+        Ok(checks
+            .into_iter()
+            .map(|check| {
+                check.and_then(|()| {
+                    stored
+                        .next()
+                        .ok_or_else(|| StoreError::Database("missing result".into()))
+                })
+            })
+            .collect())
     }
 
     async fn enqueue(&self, event_id: &str, hook_id: &str) -> StoreResult<DeliveryRef> {
