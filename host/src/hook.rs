@@ -82,7 +82,10 @@ pub struct Webhook {
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     /// Time limit of one attempt, e.g. `10s`.
-    #[serde(default = "default_timeout", with = "duration_text")]
+    #[serde(
+        default = "default_timeout",
+        with = "crate::delivery::policy::duration_text"
+    )]
     pub timeout: Duration,
     /// Retry schedule and endpoint disabling.
     #[serde(default)]
@@ -118,23 +121,6 @@ fn default_timeout() -> Duration {
 
 fn default_concurrency() -> u32 {
     4
-}
-
-/// A `Duration` written as text (`10s`, `1m 30s`).
-mod duration_text {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_duration(&text)
-            .map_err(|e| serde::de::Error::custom(format!("`{text}`: {e}")))
-    }
 }
 
 /// Why a hook definition was refused.

@@ -21,14 +21,14 @@ pub struct RetryPolicy {
     /// Random spread of each delay, as a fraction: 0.2 means +-20 %.
     pub jitter: f64,
     /// Longest `Retry-After` honoured.
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "duration_text")]
     pub max_retry_after: Duration,
     /// Shortest wait after a 429 or a timeout, so an overloaded receiver is
     /// not hammered.
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "duration_text")]
     pub overload_floor: Duration,
     /// An endpoint failing without a single success for this long is disabled.
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "duration_text")]
     pub disable_after: Duration,
 }
 
@@ -126,7 +126,7 @@ impl RetryPolicy {
 }
 
 /// Durations written as text: `5s`, `30m`, `2h`, `1h 30m`.
-mod humantime_serde_compat {
+pub(crate) mod duration_text {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer};
