@@ -81,6 +81,8 @@ pub struct Dispatcher {
     in_flight: Arc<Semaphore>,
     hooks: Mutex<HashMap<String, Arc<CachedHook>>>,
     plugins: Mutex<HashMap<String, Arc<CachedPlugin>>>,
+    /// Held while a plugin is (re)loaded.
+    plugin_loading: tokio::sync::Mutex<()>,
 }
 
 /// Why a delivery could not be processed (its lease stays and expires).
@@ -110,6 +112,7 @@ impl Dispatcher {
             settings,
             hooks: Mutex::default(),
             plugins: Mutex::default(),
+            plugin_loading: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -117,28 +120,33 @@ impl Dispatcher {
     /// flight. Deliveries not yet started keep their leases, which expire.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let tasks = TaskTracker::new();
+        let max = self.settings.max_in_flight;
+        // Claim in batches: a claim is a committed write, so claiming one
+        // delivery each time a slot frees would pay a commit per delivery.
+        let low_water = (max / 4).max(1) as u32;
         while !shutdown.is_cancelled() {
+            if self.in_flight.available_permits() < max {
+                tokio::select! {
+                    permits = self.in_flight.acquire_many(low_water) => drop(permits),
+                    () = shutdown.cancelled() => break,
+                }
+            }
             let free = self.in_flight.available_permits();
-            let claimed = if free == 0 {
-                Vec::new()
-            } else {
-                match self
-                    .store
-                    .claim(&self.settings.owner, free.min(100), self.settings.lease)
-                    .await
-                {
-                    Ok(claimed) => claimed,
-                    Err(e) => {
-                        tracing::error!(error = %e, "claiming deliveries failed");
-                        Vec::new()
-                    }
+            let claimed = match self
+                .store
+                .claim(&self.settings.owner, free.min(500), self.settings.lease)
+                .await
+            {
+                Ok(claimed) => claimed,
+                Err(e) => {
+                    tracing::error!(error = %e, "claiming deliveries failed");
+                    Vec::new()
                 }
             };
             if claimed.is_empty() {
                 tokio::select! {
                     () = self.store.wait_for_work(self.settings.idle_poll) => {}
                     () = shutdown.cancelled() => {}
-                    _ = self.in_flight.acquire(), if free == 0 => {}
                 }
                 continue;
             }
@@ -432,17 +440,23 @@ impl Dispatcher {
             .remove(id);
     }
 
-    async fn plugin(&self, name: &str) -> Result<Plugin, String> {
-        let cached = self
-            .plugins
+    fn cached_plugin(&self, name: &str) -> Option<Arc<CachedPlugin>> {
+        self.plugins
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(name)
-            .cloned();
-        if let Some(p) = cached
-            .as_ref()
-            .filter(|p| p.fetched.elapsed() < self.settings.cache_ttl)
-        {
+            .cloned()
+    }
+
+    async fn plugin(&self, name: &str) -> Result<Plugin, String> {
+        let fresh = |p: &Arc<CachedPlugin>| p.fetched.elapsed() < self.settings.cache_ttl;
+        if let Some(p) = self.cached_plugin(name).filter(fresh) {
+            return Ok(p.plugin.clone());
+        }
+        // One load at a time: a burst of deliveries compiles a plugin once.
+        let _loading = self.plugin_loading.lock().await;
+        let cached = self.cached_plugin(name);
+        if let Some(p) = cached.as_ref().filter(|p| fresh(p)) {
             return Ok(p.plugin.clone());
         }
         let record = match self.store.get_plugin(name).await {
