@@ -627,3 +627,52 @@ async fn missed_events_are_replayed_and_single_deliveries_retried() {
     assert_eq!(script.seen().len(), 4);
     assert!(h.dispatcher.replay("missing", 0, 1).await.is_err());
 }
+
+#[tokio::test]
+async fn the_running_dispatcher_delivers_new_work_and_drains_on_shutdown() {
+    let script = Script::new(vec![(200, vec![], Duration::from_millis(150))]);
+    let receiver = script.start().await;
+    let h = harness().await;
+    h.hook("h", fast_retries(receiver.url("/live"))).await;
+    let Harness {
+        store,
+        dispatcher,
+        _dir,
+    } = h;
+    let dispatcher = Arc::new(dispatcher);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let worker = tokio::spawn(dispatcher.clone().run(shutdown.clone()));
+
+    // Work that arrives while the dispatcher idles is picked up at once.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let event = NewEvent {
+        id: None,
+        name: "PostSignIn".into(),
+        payload: interaction().to_string(),
+        created_at: now_ms(),
+    };
+    let id = store
+        .ingest(vec![event])
+        .await
+        .unwrap()
+        .pop()
+        .unwrap()
+        .unwrap()
+        .deliveries
+        .remove(0)
+        .id;
+    for _ in 0..100 {
+        if !script.seen().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(script.seen().len(), 1, "delivered while the dispatcher ran");
+
+    // Shutdown waits for the attempt in flight (the receiver is slow) and records it.
+    shutdown.cancel();
+    worker.await.unwrap();
+    let (delivery, attempts) = store.delivery(&id).await.unwrap().unwrap();
+    assert_eq!(delivery.status, DeliveryStatus::Succeeded);
+    assert_eq!(attempts.len(), 1);
+}
