@@ -21,7 +21,7 @@ use super::sender::{Sender, Sent};
 use super::signing::{logto_signature, standard_signature};
 use crate::event::delivery_body;
 use crate::hook::{HookSpec, OnStepError, RESERVED_HEADERS};
-use crate::runtime::{Outcome, Plugin, PluginEvent, Runtime};
+use crate::runtime::{Grants, Outcome, Plugin, PluginEvent, Runtime};
 use crate::store::{
     after, now_ms, Claimed, Millis, NewAttempt, Next, SharedStore, StoreError, StoreResult,
 };
@@ -60,6 +60,8 @@ impl Default for DispatchSettings {
 struct CachedHook {
     fetched: Instant,
     spec: Arc<HookSpec>,
+    /// Each step's grants, built once per fetch rather than once per call.
+    grants: Vec<Arc<Grants>>,
     enabled: bool,
     disabled_reason: Option<String>,
     /// Bounds the attempts in flight to this endpoint.
@@ -213,7 +215,8 @@ impl Dispatcher {
         let _endpoint = hook.endpoint.acquire().await.expect("never closed");
         let spec = &hook.spec;
 
-        let (payload, extra_headers) = match self.run_steps(spec, &claimed).await {
+        let created_at = rfc3339(claimed.event_created_at);
+        let (payload, extra_headers) = match self.run_steps(&hook, &claimed, &created_at).await {
             Steps::Continue { payload, headers } => (payload, headers),
             Steps::Cancel(reason) => {
                 self.store
@@ -235,10 +238,6 @@ impl Dispatcher {
             }
         };
 
-        let created_at = humantime::format_rfc3339_millis(
-            UNIX_EPOCH + Duration::from_millis(claimed.event_created_at.max(0) as u64),
-        )
-        .to_string();
         let value: serde_json::Value =
             serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null);
         let body = Bytes::from(
@@ -333,10 +332,11 @@ impl Dispatcher {
         }
     }
 
-    async fn run_steps(&self, spec: &HookSpec, claimed: &Claimed) -> Steps {
+    async fn run_steps(&self, hook: &CachedHook, claimed: &Claimed, created_at: &str) -> Steps {
+        let spec = &hook.spec;
         let mut payload = claimed.payload.clone();
         let mut headers = Vec::new();
-        for step in &spec.steps {
+        for (step, grants) in spec.steps.iter().zip(&hook.grants) {
             let plugin = match self.plugin(&step.plugin).await {
                 Ok(plugin) => plugin,
                 Err(message) => match spec.on_step_error {
@@ -347,10 +347,7 @@ impl Dispatcher {
             let event = PluginEvent {
                 id: claimed.delivery.event_id.clone(),
                 name: claimed.event_name.clone(),
-                created_at: humantime::format_rfc3339_millis(
-                    UNIX_EPOCH + Duration::from_millis(claimed.event_created_at.max(0) as u64),
-                )
-                .to_string(),
+                created_at: created_at.to_string(),
                 payload: match RawValue::from_string(payload.clone()) {
                     Ok(raw) => raw,
                     Err(e) => return Steps::Failed(format!("stored payload is not JSON: {e}")),
@@ -358,7 +355,7 @@ impl Dispatcher {
                 hook_id: claimed.delivery.hook_id.clone(),
                 trigger: None,
             };
-            let report = plugin.call(&event, &Arc::new(step.grants())).await;
+            let report = plugin.call(&event, grants).await;
             match report.result {
                 Ok(Outcome::Continue {
                     payload: changed,
@@ -424,6 +421,11 @@ impl Dispatcher {
         };
         let hook = Arc::new(CachedHook {
             fetched: Instant::now(),
+            grants: spec
+                .steps
+                .iter()
+                .map(|step| Arc::new(step.grants()))
+                .collect(),
             spec: Arc::new(spec),
             enabled: record.enabled,
             disabled_reason: record.disabled_reason,
@@ -494,6 +496,12 @@ enum Steps {
     },
     Cancel(String),
     Failed(String),
+}
+
+/// An event time as Logto writes it: RFC 3339 with milliseconds and `Z`.
+fn rfc3339(at: Millis) -> String {
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(at.max(0) as u64))
+        .to_string()
 }
 
 /// Request headers: content type and user agent, the hook's own headers and
