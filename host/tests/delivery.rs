@@ -274,13 +274,14 @@ async fn deliveries_are_signed_both_ways_and_shaped_like_logto() {
     let (delivery, attempts) = h.delivery(&interaction_id).await;
     assert_eq!(delivery.status, DeliveryStatus::Succeeded);
     assert_eq!(attempts.len(), 1);
-    assert_eq!(attempts[0].response_status, Some(200));
+    assert_eq!(attempts[0].detail.response_status, Some(200));
     assert_eq!(
-        attempts[0].response_body.as_deref(),
+        attempts[0].detail.response_body.as_deref(),
         Some("receiver says hi")
     );
     let logged = |name: &str| {
         attempts[0]
+            .detail
             .request_headers
             .iter()
             .find(|(n, _)| n == name)
@@ -370,7 +371,10 @@ async fn a_failing_receiver_is_retried_until_it_succeeds() {
     h.dispatcher.process_due().await.unwrap();
     let (d, attempts) = h.delivery(&id).await;
     assert_eq!((d.status, attempts.len()), (DeliveryStatus::Pending, 1));
-    assert_eq!(attempts[0].error_kind.as_deref(), Some("http_status"));
+    assert_eq!(
+        attempts[0].detail.error_kind.as_deref(),
+        Some("http_status")
+    );
     retry(&h, &id).await;
     retry(&h, &id).await;
     let (d, attempts) = h.delivery(&id).await;
@@ -378,7 +382,7 @@ async fn a_failing_receiver_is_retried_until_it_succeeds() {
     assert_eq!(
         attempts
             .iter()
-            .map(|a| a.response_status.unwrap())
+            .map(|a| a.detail.response_status.unwrap())
             .collect::<Vec<_>>(),
         [500, 503, 200]
     );
@@ -448,7 +452,7 @@ async fn redirects_are_failures_and_not_followed() {
     h.dispatcher.process_due().await.unwrap();
     let (d, attempts) = h.delivery(&id).await;
     assert_eq!(d.status, DeliveryStatus::Pending, "retried later");
-    assert_eq!(attempts[0].response_status, Some(302));
+    assert_eq!(attempts[0].detail.response_status, Some(302));
     let paths: Vec<_> = script.seen().iter().map(|s| s.path.clone()).collect();
     assert_eq!(paths, ["/moved"], "the redirect was not followed");
 }
@@ -463,11 +467,11 @@ async fn timeouts_fail_the_attempt_and_back_off_to_the_floor() {
     let before = now_ms();
     h.dispatcher.process_due().await.unwrap();
     let (d, attempts) = h.delivery(&id).await;
-    assert_eq!(attempts[0].error_kind.as_deref(), Some("timeout"));
+    assert_eq!(attempts[0].detail.error_kind.as_deref(), Some("timeout"));
     assert!(
-        attempts[0].duration_ms < 2000,
+        attempts[0].detail.duration_ms < 2000,
         "the 300 ms timeout held: {} ms",
-        attempts[0].duration_ms
+        attempts[0].detail.duration_ms
     );
     assert!(
         d.due_at.unwrap() - before >= 400,
@@ -515,8 +519,8 @@ async fn a_reset_connection_is_a_failed_attempt() {
     h.dispatcher.process_due().await.unwrap();
     let (d, attempts) = h.delivery(&id).await;
     assert_eq!(d.status, DeliveryStatus::Pending);
-    assert_eq!(attempts[0].response_status, None);
-    assert!(attempts[0].error_kind.is_some(), "{:?}", attempts[0]);
+    assert_eq!(attempts[0].detail.response_status, None);
+    assert!(attempts[0].detail.error_kind.is_some(), "{:?}", attempts[0]);
 }
 
 #[tokio::test]
@@ -529,7 +533,7 @@ async fn private_targets_are_refused_unless_the_operator_allows_them() {
     h.dispatcher.process_due().await.unwrap();
     let (_, attempts) = h.delivery(&id).await;
     assert_eq!(
-        attempts[0].error_kind.as_deref(),
+        attempts[0].detail.error_kind.as_deref(),
         Some("blocked"),
         "{:?}",
         attempts[0]
@@ -549,7 +553,7 @@ async fn response_bodies_are_kept_only_up_to_the_cap() {
     let (d, attempts) = h.delivery(&id).await;
     assert_eq!(d.status, DeliveryStatus::Succeeded);
     assert_eq!(
-        attempts[0].response_body.as_ref().map(String::len),
+        attempts[0].detail.response_body.as_ref().map(String::len),
         Some(4096)
     );
 }

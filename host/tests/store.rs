@@ -430,13 +430,13 @@ async fn retries_are_scheduled_logged_and_given_up(store: SharedStore) {
         attempts.iter().map(|a| a.number).collect::<Vec<_>>(),
         [1, 2]
     );
-    assert_eq!(attempts[0].response_status, Some(500));
+    assert_eq!(attempts[0].detail.response_status, Some(500));
     assert_eq!(
-        attempts[0].request_headers,
+        attempts[0].detail.request_headers,
         [("content-type".to_string(), "application/json".to_string())]
     );
     assert_eq!(
-        attempts[0].response_body.as_deref().map(str::len),
+        attempts[0].detail.response_body.as_deref().map(str::len),
         Some(64),
         "logged body capped"
     );

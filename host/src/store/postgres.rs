@@ -810,16 +810,18 @@ impl Store for PostgresStore {
             .iter()
             .map(|r| Attempt {
                 number: r.get::<_, i64>(0) as u32,
-                started_at: r.get(1),
-                duration_ms: r.get::<_, i64>(2) as u64,
-                request_headers: headers_from(r.get(3)),
-                request_body: r.get(4),
-                response_status: r.get::<_, Option<i64>>(5).map(|s| s as u16),
-                response_headers: headers_from(r.get(6)),
-                response_body: r.get(7),
-                error_kind: r.get(8),
-                error_message: r.get(9),
-                success: r.get(10),
+                detail: NewAttempt {
+                    started_at: r.get(1),
+                    duration_ms: r.get::<_, i64>(2) as u64,
+                    request_headers: headers_from(r.get(3)),
+                    request_body: r.get(4),
+                    response_status: r.get::<_, Option<i64>>(5).map(|s| s as u16),
+                    response_headers: headers_from(r.get(6)),
+                    response_body: r.get(7),
+                    error_kind: r.get(8),
+                    error_message: r.get(9),
+                    success: r.get(10),
+                },
             })
             .collect();
         Ok(Some((delivery_from_row(&row), attempts)))

@@ -770,16 +770,18 @@ impl Store for SqliteStore {
                 .query_map([&id], |r| {
                     Ok(Attempt {
                         number: r.get(0)?,
-                        started_at: r.get(1)?,
-                        duration_ms: r.get::<_, i64>(2)? as u64,
-                        request_headers: headers_from(r.get(3)?),
-                        request_body: r.get(4)?,
-                        response_status: r.get(5)?,
-                        response_headers: headers_from(r.get(6)?),
-                        response_body: r.get(7)?,
-                        error_kind: r.get(8)?,
-                        error_message: r.get(9)?,
-                        success: r.get(10)?,
+                        detail: NewAttempt {
+                            started_at: r.get(1)?,
+                            duration_ms: r.get::<_, i64>(2)? as u64,
+                            request_headers: headers_from(r.get(3)?),
+                            request_body: r.get(4)?,
+                            response_status: r.get(5)?,
+                            response_headers: headers_from(r.get(6)?),
+                            response_body: r.get(7)?,
+                            error_kind: r.get(8)?,
+                            error_message: r.get(9)?,
+                            success: r.get(10)?,
+                        },
                     })
                 })?
                 .collect::<Result<_, _>>()?;

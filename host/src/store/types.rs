@@ -216,7 +216,7 @@ pub struct Claimed {
 }
 
 /// One attempt to send a delivery, as the sender saw it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct NewAttempt {
     /// When the request started.
     pub started_at: Millis,
@@ -241,31 +241,14 @@ pub struct NewAttempt {
     pub success: bool,
 }
 
-/// A recorded attempt.
+/// A recorded attempt: its number and what the sender saw.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Attempt {
     /// 1 for the first attempt.
     pub number: u32,
-    /// When it started.
-    pub started_at: Millis,
-    /// How long it took.
-    pub duration_ms: u64,
-    /// Request headers (secrets masked).
-    pub request_headers: Vec<(String, String)>,
-    /// Request body.
-    pub request_body: String,
-    /// Response status.
-    pub response_status: Option<u16>,
-    /// Response headers.
-    pub response_headers: Vec<(String, String)>,
-    /// Response body, truncated.
-    pub response_body: Option<String>,
-    /// Failure kind.
-    pub error_kind: Option<String>,
-    /// Failure detail.
-    pub error_message: Option<String>,
-    /// Delivered?
-    pub success: bool,
+    /// The attempt as it was recorded.
+    #[serde(flatten)]
+    pub detail: NewAttempt,
 }
 
 /// What happens to a delivery after an attempt.
