@@ -113,6 +113,7 @@ fn main() {
                 spec,
                 enabled: true,
                 disabled_reason: None,
+                ordered: false,
                 created_at: now_ms(),
                 updated_at: now_ms(),
             })

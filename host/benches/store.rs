@@ -52,6 +52,7 @@ async fn add_hooks(store: &SharedStore) {
             spec: json!({}),
             enabled: true,
             disabled_reason: None,
+            ordered: false,
             created_at: now,
             updated_at: now,
         };

@@ -93,6 +93,10 @@ pub struct Webhook {
     /// Most attempts in flight to this endpoint at once.
     #[serde(default = "default_concurrency")]
     pub concurrency: u32,
+    /// Deliver in order: each delivery waits until the previous one to this
+    /// endpoint succeeded or was given up.
+    #[serde(default)]
+    pub ordered: bool,
     /// Logto-style signing key (`logto-signature-sha-256`); none sends no
     /// Logto signature.
     #[serde(default)]

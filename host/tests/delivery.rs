@@ -140,6 +140,7 @@ impl Harness {
             spec: serde_json::to_value(&spec).unwrap(),
             enabled: true,
             disabled_reason: None,
+            ordered: spec.webhook.ordered,
             created_at: now,
             updated_at: now,
         };
@@ -679,4 +680,64 @@ async fn the_running_dispatcher_delivers_new_work_and_drains_on_shutdown() {
     let (delivery, attempts) = store.delivery(&id).await.unwrap().unwrap();
     assert_eq!(delivery.status, DeliveryStatus::Succeeded);
     assert_eq!(attempts.len(), 1);
+}
+
+#[tokio::test]
+async fn ordered_delivery_keeps_order_through_failures() {
+    // The receiver fails every third request; a later message must never
+    // overtake an earlier one that is waiting for its retry.
+    let received = Arc::new(Mutex::new(Vec::<u64>::new()));
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let router = {
+        let (received, calls) = (received.clone(), calls.clone());
+        Router::new().route(
+            "/ordered",
+            post(move |body: Bytes| {
+                let (received, calls) = (received.clone(), calls.clone());
+                async move {
+                    if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) % 3 == 2 {
+                        return StatusCode::INTERNAL_SERVER_ERROR;
+                    }
+                    let body: Value = serde_json::from_slice(&body).unwrap();
+                    received.lock().unwrap().push(body["n"].as_u64().unwrap());
+                    StatusCode::OK
+                }
+            }),
+        )
+    };
+    let receiver = Receiver::start(router).await;
+    let h = harness().await;
+    h.hook(
+        "h",
+        json!({"events": ["PostSignIn"], "webhook": {"url": receiver.url("/ordered"), "ordered": true,
+            "concurrency": 8, "retry": {"schedule": ["5ms", "5ms", "5ms"], "jitter": 0.0}}}),
+    )
+    .await;
+    let events = (0..100u64)
+        .map(|n| NewEvent {
+            id: None,
+            name: "PostSignIn".into(),
+            payload: json!({"n": n}).to_string(),
+            created_at: now_ms(),
+        })
+        .collect();
+    h.store.ingest(events).await.unwrap();
+    for _ in 0..2000 {
+        if received.lock().unwrap().len() == 100 {
+            break;
+        }
+        if h.dispatcher.process_due().await.unwrap() == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    let order = received.lock().unwrap().clone();
+    assert_eq!(
+        order,
+        (0..100).collect::<Vec<_>>(),
+        "all 100 arrived, in order"
+    );
+    assert!(
+        calls.load(std::sync::atomic::Ordering::SeqCst) >= 149,
+        "the failures really happened"
+    );
 }

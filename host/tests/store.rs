@@ -28,6 +28,7 @@ fn hook(id: &str, events: &[&str]) -> HookRecord {
         spec: json!({"url": format!("https://example.com/{id}")}),
         enabled: true,
         disabled_reason: None,
+        ordered: false,
         created_at: now,
         updated_at: now,
     }

@@ -51,6 +51,7 @@ fn crash_child_writer() {
                 spec: json!({}),
                 enabled: true,
                 disabled_reason: None,
+                ordered: false,
                 created_at: now,
                 updated_at: now,
             };

@@ -115,6 +115,7 @@ impl PostgresStore {
                 disabled_reason: row.get(3),
                 created_at: row.get(4),
                 updated_at: row.get(5),
+                ordered: row.get(6),
             });
         }
         Ok(hooks)
@@ -437,6 +438,7 @@ impl Store for PostgresStore {
                     &hook.disabled_reason,
                     &hook.created_at,
                     &hook.updated_at,
+                    &hook.ordered,
                 ],
             )
             .await?;
@@ -464,6 +466,7 @@ impl Store for PostgresStore {
                     &hook.enabled,
                     &hook.disabled_reason,
                     &hook.updated_at,
+                    &hook.ordered,
                 ],
             )
             .await?;
@@ -649,7 +652,9 @@ impl Store for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let now = now_ms();
-        let due = tx.prepare_cached(&pg(sql::DUE_DELIVERIES_LOCKED)).await?;
+        let due = tx
+            .prepare_cached(&pg(&sql::due_deliveries_locked()))
+            .await?;
         let ids: Vec<String> = tx
             .query(&due, &[&now, &(limit as i64)])
             .await?

@@ -12,7 +12,7 @@ pub(crate) enum Dialect {
 }
 
 /// The schema, one entry per version; each runs once, in order.
-pub(crate) fn migrations(dialect: Dialect) -> [String; 1] {
+pub(crate) fn migrations(dialect: Dialect) -> [String; 2] {
     let (int, blob, serial) = match dialect {
         Dialect::Sqlite => ("INTEGER", "BLOB", "INTEGER PRIMARY KEY AUTOINCREMENT"),
         Dialect::Postgres => (
@@ -21,9 +21,9 @@ pub(crate) fn migrations(dialect: Dialect) -> [String; 1] {
             "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
         ),
     };
-    let boolean = match dialect {
-        Dialect::Sqlite => "INTEGER",
-        Dialect::Postgres => "BOOLEAN",
+    let (boolean, false_) = match dialect {
+        Dialect::Sqlite => ("INTEGER", "0"),
+        Dialect::Postgres => ("BOOLEAN", "FALSE"),
     };
     [format!(
         "CREATE TABLE hooks (
@@ -88,6 +88,10 @@ pub(crate) fn migrations(dialect: Dialect) -> [String; 1] {
             success {boolean} NOT NULL
         );
         CREATE INDEX attempts_delivery ON attempts (delivery_id, number);"
+    ),
+    format!(
+        "ALTER TABLE hooks ADD COLUMN ordered {boolean} NOT NULL DEFAULT {false_};
+        CREATE INDEX deliveries_hook_open ON deliveries (hook_id, id) WHERE status IN ('pending', 'in_flight');"
     )]
 }
 
@@ -106,18 +110,18 @@ pub(crate) fn pg(sql: &str) -> String {
 }
 
 pub(crate) const SELECT_HOOKS: &str =
-    "SELECT id, spec, enabled, disabled_reason, created_at, updated_at
+    "SELECT id, spec, enabled, disabled_reason, created_at, updated_at, ordered
      FROM hooks WHERE (CAST(?1 AS TEXT) IS NULL OR id = ?1) ORDER BY id";
 
 pub(crate) const SELECT_HOOK_EVENTS: &str =
     "SELECT event_name FROM hook_events WHERE hook_id = ?1 ORDER BY event_name";
 
 pub(crate) const INSERT_HOOK: &str =
-    "INSERT INTO hooks (id, spec, enabled, disabled_reason, created_at, updated_at)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO NOTHING";
+    "INSERT INTO hooks (id, spec, enabled, disabled_reason, created_at, updated_at, ordered)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO NOTHING";
 
 pub(crate) const UPDATE_HOOK: &str =
-    "UPDATE hooks SET spec = ?2, enabled = ?3, disabled_reason = ?4, updated_at = ?5 WHERE id = ?1";
+    "UPDATE hooks SET spec = ?2, enabled = ?3, disabled_reason = ?4, updated_at = ?5, ordered = ?6 WHERE id = ?1";
 
 pub(crate) const DELETE_HOOK_EVENTS: &str = "DELETE FROM hook_events WHERE hook_id = ?1";
 
@@ -165,15 +169,21 @@ pub(crate) const INSERT_DELIVERY: &str =
     "INSERT INTO deliveries (id, event_id, hook_id, source, status, attempts, due_at, created_at, updated_at)
      VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, ?5, ?5)";
 
-/// Params: now, limit. Due: pending and its time has come, or in flight
-/// under an expired lease.
-pub(crate) const DUE_DELIVERIES: &str = "SELECT id FROM deliveries
-     WHERE status IN ('pending', 'in_flight') AND due_at <= ?1 ORDER BY due_at LIMIT ?2";
+/// Due: pending and its time has come, or in flight under an expired
+/// lease; for an ordered hook, only its earliest unfinished delivery.
+/// Params: now, limit.
+pub(crate) const DUE_DELIVERIES: &str =
+    "SELECT d.id FROM deliveries d JOIN hooks h ON h.id = d.hook_id
+     WHERE d.status IN ('pending', 'in_flight') AND d.due_at <= ?1
+       AND (NOT h.ordered OR NOT EXISTS (
+            SELECT 1 FROM deliveries p
+            WHERE p.hook_id = d.hook_id AND p.status IN ('pending', 'in_flight') AND p.id < d.id))
+     ORDER BY d.due_at LIMIT ?2";
 
 /// The same, locking the rows it returns and skipping rows other claimers hold.
-pub(crate) const DUE_DELIVERIES_LOCKED: &str = "SELECT id FROM deliveries
-     WHERE status IN ('pending', 'in_flight') AND due_at <= ?1 ORDER BY due_at LIMIT ?2
-     FOR UPDATE SKIP LOCKED";
+pub(crate) fn due_deliveries_locked() -> String {
+    format!("{DUE_DELIVERIES} FOR UPDATE OF d SKIP LOCKED")
+}
 
 /// Params: id, owner, lease end, now.
 pub(crate) const TAKE_LEASE: &str =

@@ -273,6 +273,7 @@ fn hook_from_row(row: &Row<'_>) -> rusqlite::Result<(HookRecord, String)> {
             disabled_reason: row.get(3)?,
             created_at: row.get(4)?,
             updated_at: row.get(5)?,
+            ordered: row.get(6)?,
         },
         spec,
     ))
@@ -399,7 +400,8 @@ impl Store for SqliteStore {
                     hook.enabled,
                     hook.disabled_reason,
                     hook.created_at,
-                    hook.updated_at
+                    hook.updated_at,
+                    hook.ordered
                 ],
             )?;
             if inserted == 0 {
@@ -424,7 +426,8 @@ impl Store for SqliteStore {
                     hook.spec.to_string(),
                     hook.enabled,
                     hook.disabled_reason,
-                    hook.updated_at
+                    hook.updated_at,
+                    hook.ordered
                 ],
             )?;
             if updated == 0 {
