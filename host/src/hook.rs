@@ -97,6 +97,9 @@ pub struct Webhook {
     /// endpoint succeeded or was given up.
     #[serde(default)]
     pub ordered: bool,
+    /// Most requests per second to this endpoint; none for no limit.
+    #[serde(default)]
+    pub rate_limit: Option<u32>,
     /// Logto-style signing key (`logto-signature-sha-256`); none sends no
     /// Logto signature.
     #[serde(default)]
@@ -181,6 +184,11 @@ impl HookSpec {
                 .map_err(|_| HookError(format!("`{name}` is not a header name")))?;
             http::HeaderValue::from_str(value)
                 .map_err(|_| HookError(format!("header `{name}` has an invalid value")))?;
+        }
+        if self.webhook.rate_limit == Some(0) {
+            return Err(HookError(
+                "webhook rate_limit must be at least 1 request per second".into(),
+            ));
         }
         if self.webhook.concurrency == 0 {
             return Err(HookError("webhook concurrency must be at least 1".into()));

@@ -741,3 +741,32 @@ async fn ordered_delivery_keeps_order_through_failures() {
         "the failures really happened"
     );
 }
+
+#[tokio::test]
+async fn the_endpoint_rate_limit_spaces_requests() {
+    let script = Script::new(vec![ok()]);
+    let receiver = script.start().await;
+    let h = harness().await;
+    h.hook(
+        "h",
+        json!({"events": ["PostSignIn"], "webhook": {"url": receiver.url("/paced"), "rate_limit": 20, "concurrency": 8}}),
+    )
+    .await;
+    for _ in 0..6 {
+        h.emit("PostSignIn", interaction()).await;
+    }
+    let started = std::time::Instant::now();
+    assert_eq!(h.dispatcher.process_due().await.unwrap(), 6);
+    // Six requests at 20 per second need at least five 50 ms gaps.
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(script.seen().len(), 6);
+    let bad = HookSpec::from_json(
+        json!({"events": ["PostSignIn"], "webhook": {"url": "https://x", "rate_limit": 0}}),
+        &Catalogue::default(),
+    );
+    assert!(bad.unwrap_err().to_string().contains("rate_limit"));
+}

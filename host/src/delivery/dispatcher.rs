@@ -66,6 +66,34 @@ struct CachedHook {
     disabled_reason: Option<String>,
     /// Bounds the attempts in flight to this endpoint.
     endpoint: Arc<Semaphore>,
+    /// Spaces requests to this endpoint when it has a rate limit.
+    pacer: Option<Arc<Pacer>>,
+}
+
+/// Spaces requests evenly: at most `1 / interval` per second.
+struct Pacer {
+    interval: Duration,
+    next: Mutex<tokio::time::Instant>,
+}
+
+impl Pacer {
+    fn per_second(rate: u32) -> Self {
+        Pacer {
+            interval: Duration::from_secs(1) / rate.max(1),
+            next: Mutex::new(tokio::time::Instant::now()),
+        }
+    }
+
+    /// Wait for this request's slot.
+    async fn wait(&self) {
+        let slot = {
+            let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
+            let slot = (*next).max(tokio::time::Instant::now());
+            *next = slot + self.interval;
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+    }
 }
 
 struct CachedPlugin {
@@ -249,6 +277,9 @@ impl Dispatcher {
             ))
             .expect("JSON values serialise"),
         );
+        if let Some(pacer) = &hook.pacer {
+            pacer.wait().await;
+        }
         let headers = signed_headers(spec, &id, &body, extra_headers);
         let started_at = now_ms();
         let sent = self
@@ -411,13 +442,23 @@ impl Dispatcher {
             }
         };
         let mut hooks = self.hooks.lock().unwrap_or_else(|p| p.into_inner());
-        // Keep the endpoint's semaphore while its concurrency is unchanged,
-        // so the bound holds across refreshes.
-        let endpoint = match hooks.get(id) {
+        // Keep the endpoint's semaphore and pacer while its settings are
+        // unchanged, so the bounds hold across refreshes.
+        let old = hooks.get(id);
+        let endpoint = match old {
             Some(old) if old.spec.webhook.concurrency == spec.webhook.concurrency => {
                 old.endpoint.clone()
             }
             _ => Arc::new(Semaphore::new(spec.webhook.concurrency as usize)),
+        };
+        let pacer = match old {
+            Some(old) if old.spec.webhook.rate_limit == spec.webhook.rate_limit => {
+                old.pacer.clone()
+            }
+            _ => spec
+                .webhook
+                .rate_limit
+                .map(|rate| Arc::new(Pacer::per_second(rate))),
         };
         let hook = Arc::new(CachedHook {
             fetched: Instant::now(),
@@ -430,6 +471,7 @@ impl Dispatcher {
             enabled: record.enabled,
             disabled_reason: record.disabled_reason,
             endpoint,
+            pacer,
         });
         hooks.insert(id.to_string(), hook.clone());
         Ok(Some(hook))
