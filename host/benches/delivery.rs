@@ -107,16 +107,7 @@ fn main() {
             "webhook": {"url": url, "signing_key": "k", "concurrency": CONCURRENCY,
                         "secrets": [{"secret": secret.to_text()}]}});
         store
-            .create_hook(&HookRecord {
-                id: "bench".into(),
-                events: vec!["PostSignIn".into()],
-                spec,
-                enabled: true,
-                disabled_reason: None,
-                ordered: false,
-                created_at: now_ms(),
-                updated_at: now_ms(),
-            })
+            .create_hook(&HookRecord::new("bench", vec!["PostSignIn".into()], spec))
             .await
             .unwrap();
         let payload = payload();

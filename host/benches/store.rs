@@ -45,17 +45,7 @@ fn event(payload: &str) -> NewEvent {
 
 async fn add_hooks(store: &SharedStore) {
     for id in ["hook_a", "hook_b"] {
-        let now = now_ms();
-        let hook = HookRecord {
-            id: id.into(),
-            events: vec!["PostSignIn".into()],
-            spec: json!({}),
-            enabled: true,
-            disabled_reason: None,
-            ordered: false,
-            created_at: now,
-            updated_at: now,
-        };
+        let hook = HookRecord::new(id, vec!["PostSignIn".into()], json!({}));
         let _ = store.create_hook(&hook).await;
     }
 }

@@ -133,17 +133,12 @@ async fn harness() -> Harness {
 impl Harness {
     async fn hook(&self, id: &str, spec: Value) {
         let spec = HookSpec::from_json(spec, &Catalogue::default()).unwrap();
-        let now = now_ms();
-        let record = HookRecord {
-            id: id.into(),
-            events: spec.events.clone(),
-            spec: serde_json::to_value(&spec).unwrap(),
-            enabled: true,
-            disabled_reason: None,
-            ordered: spec.webhook.ordered,
-            created_at: now,
-            updated_at: now,
-        };
+        let mut record = HookRecord::new(
+            id,
+            spec.events.clone(),
+            serde_json::to_value(&spec).unwrap(),
+        );
+        record.ordered = spec.webhook.ordered;
         self.store.create_hook(&record).await.unwrap();
     }
 

@@ -21,17 +21,11 @@ fn limits() -> StoreLimits {
 }
 
 fn hook(id: &str, events: &[&str]) -> HookRecord {
-    let now = now_ms();
-    HookRecord {
-        id: id.into(),
-        events: events.iter().map(|e| e.to_string()).collect(),
-        spec: json!({"url": format!("https://example.com/{id}")}),
-        enabled: true,
-        disabled_reason: None,
-        ordered: false,
-        created_at: now,
-        updated_at: now,
-    }
+    HookRecord::new(
+        id,
+        events.iter().map(|e| e.to_string()).collect(),
+        json!({"url": format!("https://example.com/{id}")}),
+    )
 }
 
 fn event(id: Option<&str>, name: &str) -> NewEvent {

@@ -44,17 +44,7 @@ fn crash_child_writer() {
     runtime.block_on(async {
         let store = open(&url).await;
         for id in HOOKS {
-            let now = now_ms();
-            let hook = HookRecord {
-                id: id.into(),
-                events: vec!["PostSignIn".into()],
-                spec: json!({}),
-                enabled: true,
-                disabled_reason: None,
-                ordered: false,
-                created_at: now,
-                updated_at: now,
-            };
+            let hook = HookRecord::new(id, vec!["PostSignIn".into()], json!({}));
             match store.create_hook(&hook).await {
                 Ok(()) | Err(StoreError::Conflict { .. }) => {}
                 Err(e) => panic!("{e}"),

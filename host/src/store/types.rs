@@ -92,6 +92,23 @@ pub struct HookRecord {
     pub updated_at: Millis,
 }
 
+impl HookRecord {
+    /// A new, enabled, unordered hook created now.
+    pub fn new(id: impl Into<String>, events: Vec<String>, spec: serde_json::Value) -> Self {
+        let now = now_ms();
+        HookRecord {
+            id: id.into(),
+            events,
+            spec,
+            enabled: true,
+            disabled_reason: None,
+            ordered: false,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 /// A registered plugin.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PluginRecord {
