@@ -106,6 +106,10 @@ struct Harness {
 }
 
 async fn harness_with(private_networks: &[&str]) -> Harness {
+    harness_settings(private_networks, DispatchSettings::default()).await
+}
+
+async fn harness_settings(private_networks: &[&str], settings: DispatchSettings) -> Harness {
     let (dir, path) = sqlite_path();
     let store = wasmhooks::store::open(path.to_str().unwrap(), StoreLimits::default())
         .await
@@ -118,7 +122,7 @@ async fn harness_with(private_networks: &[&str]) -> Harness {
             .collect(),
         4096,
     );
-    let dispatcher = Dispatcher::new(store.clone(), runtime, sender, DispatchSettings::default());
+    let dispatcher = Dispatcher::new(store.clone(), runtime, sender, settings);
     Harness {
         store,
         dispatcher,
@@ -432,6 +436,55 @@ async fn gone_disables_the_endpoint_at_once() {
         "a disabled hook gets no deliveries"
     );
     assert_eq!(script.seen().len(), 1);
+}
+
+#[tokio::test]
+async fn an_endpoint_failing_for_the_whole_window_is_disabled() {
+    let script = Script::new(vec![status(500), ok(), status(500)]);
+    let receiver = script.start().await;
+    let settings = DispatchSettings {
+        cache_ttl: Duration::ZERO,
+        ..DispatchSettings::default()
+    };
+    let h = harness_settings(&["127.0.0.0/8"], settings).await;
+    h.hook("h", json!({"events": ["PostSignIn"], "webhook": {"url": receiver.url("/flaky"),
+        "retry": {"schedule": ["50ms", "50ms", "50ms", "50ms"], "jitter": 0.0, "disable_after": "300ms"}}}))
+        .await;
+    let failing_since = || async { h.store.get_hook("h").await.unwrap().unwrap().failing_since };
+
+    let id = h.emit("PostSignIn", interaction()).await.remove(0);
+    h.dispatcher.process_due().await.unwrap();
+    assert!(
+        failing_since().await.is_some(),
+        "the 500 starts a failing streak"
+    );
+    retry(&h, &id).await;
+    assert_eq!(failing_since().await, None, "the 200 ends it");
+
+    let id = h.emit("PostSignIn", interaction()).await.remove(0);
+    h.dispatcher.process_due().await.unwrap();
+    retry(&h, &id).await;
+    let hook = h.store.get_hook("h").await.unwrap().unwrap();
+    assert!(hook.enabled, "failing for 50 ms is within the window");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    retry(&h, &id).await;
+    let hook = h.store.get_hook("h").await.unwrap().unwrap();
+    assert!(
+        !hook.enabled,
+        "failing past the window disables the endpoint"
+    );
+    let reason = hook.disabled_reason.unwrap();
+    assert!(reason.starts_with("every request failed for"), "{reason}");
+    assert!(
+        h.emit("PostSignIn", interaction()).await.is_empty(),
+        "a disabled hook gets no deliveries"
+    );
+    h.store.set_hook_enabled("h", true, None).await.unwrap();
+    assert_eq!(
+        h.emit("PostSignIn", interaction()).await.len(),
+        1,
+        "one call enables it again"
+    );
 }
 
 #[tokio::test]

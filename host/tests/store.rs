@@ -49,6 +49,7 @@ fn attempt(success: bool) -> NewAttempt {
         error_kind: (!success).then(|| "http_status".into()),
         error_message: (!success).then(|| "receiver answered 500".into()),
         success,
+        sent: true,
     }
 }
 
@@ -483,6 +484,63 @@ async fn retries_are_scheduled_logged_and_given_up(store: SharedStore) {
     ));
 }
 
+async fn an_endpoints_failing_streak_is_kept(store: SharedStore) {
+    setup(&store, &[hook("hook_1", &["PostSignIn"])]).await;
+    let lease = Duration::from_secs(30);
+    let failing_since = || async {
+        store
+            .get_hook("hook_1")
+            .await
+            .unwrap()
+            .unwrap()
+            .failing_since
+    };
+    let attempt_once = |a: NewAttempt| {
+        let store = store.clone();
+        async move {
+            ingest_one(&store, event(None, "PostSignIn")).await;
+            let claimed = store.claim("w", 1, lease).await.unwrap();
+            store
+                .finish_attempt("w", &claimed[0].delivery.id, Some(a), Next::GiveUp)
+                .await
+                .unwrap();
+        }
+    };
+    assert_eq!(failing_since().await, None);
+    let before = now_ms();
+    attempt_once(attempt(false)).await;
+    let started = failing_since().await.expect("a failure starts the streak");
+    assert!(started >= before);
+    attempt_once(attempt(false)).await;
+    assert_eq!(
+        failing_since().await,
+        Some(started),
+        "a later failure keeps its start"
+    );
+    let unsent = NewAttempt {
+        sent: false,
+        success: false,
+        ..attempt(false)
+    };
+    attempt_once(unsent).await;
+    attempt_once(attempt(true)).await;
+    assert_eq!(failing_since().await, None, "a success ends it");
+    attempt_once(attempt(false)).await;
+    assert!(failing_since().await.is_some());
+    store.set_hook_enabled("hook_1", true, None).await.unwrap();
+    assert_eq!(failing_since().await, None, "re-enabling starts afresh");
+    let unsent = NewAttempt {
+        sent: false,
+        ..attempt(false)
+    };
+    attempt_once(unsent).await;
+    assert_eq!(
+        failing_since().await,
+        None,
+        "an attempt that sent nothing says nothing about the endpoint"
+    );
+}
+
 async fn deliveries_are_listed_by_filter_and_page(store: SharedStore) {
     setup(&store, &[hook("hook_1", &["PostSignIn"])]).await;
     let mut ids = Vec::new();
@@ -645,6 +703,7 @@ conformance!(
     expired_leases_are_taken_over,
     concurrent_claimers_never_share_a_delivery,
     retries_are_scheduled_logged_and_given_up,
+    an_endpoints_failing_streak_is_kept,
     deliveries_are_listed_by_filter_and_page,
     retention_prunes_only_old_finished_events,
     idle_workers_wake_when_work_arrives,

@@ -64,6 +64,8 @@ struct CachedHook {
     grants: Vec<Arc<Grants>>,
     enabled: bool,
     disabled_reason: Option<String>,
+    /// Since when every request to the endpoint has failed.
+    failing_since: Option<Millis>,
     /// Bounds the attempts in flight to this endpoint.
     endpoint: Arc<Semaphore>,
     /// Spaces requests to this endpoint when it has a rate limit.
@@ -303,13 +305,15 @@ impl Dispatcher {
         self.store
             .finish_attempt(&owner, &id, Some(attempt), next)
             .await?;
-        if verdict == Verdict::Gone {
+        let disable = match verdict {
+            Verdict::Gone => Some("endpoint answered 410 Gone".to_string()),
+            Verdict::Failed { .. } => failing_too_long(&hook, started_at),
+            Verdict::Delivered => None,
+        };
+        if let Some(reason) = disable {
+            tracing::warn!(hook = %claimed.delivery.hook_id, %reason, "endpoint disabled");
             self.store
-                .set_hook_enabled(
-                    &claimed.delivery.hook_id,
-                    false,
-                    Some("endpoint answered 410 Gone"),
-                )
+                .set_hook_enabled(&claimed.delivery.hook_id, false, Some(&reason))
                 .await?;
             self.forget_hook(&claimed.delivery.hook_id);
         }
@@ -470,6 +474,7 @@ impl Dispatcher {
             spec: Arc::new(spec),
             enabled: record.enabled,
             disabled_reason: record.disabled_reason,
+            failing_since: record.failing_since,
             endpoint,
             pacer,
         });
@@ -528,6 +533,22 @@ impl Dispatcher {
             );
         Ok(plugin)
     }
+}
+
+/// Why the endpoint should be disabled, when it has failed without a
+/// single success for its policy's `disable_after` window.
+fn failing_too_long(hook: &CachedHook, now: Millis) -> Option<String> {
+    let since = hook.failing_since?;
+    let window = hook.spec.webhook.retry.disable_after;
+    let failing = Duration::from_millis(now.saturating_sub(since).max(0) as u64);
+    (failing >= window).then(|| {
+        format!(
+            "every request failed for {} (since {}); the limit is {}",
+            humantime::format_duration(Duration::from_secs(failing.as_secs())),
+            rfc3339(since),
+            humantime::format_duration(window)
+        )
+    })
 }
 
 /// What the pipeline decided.
@@ -636,6 +657,7 @@ fn record(started_at: i64, headers: &[(String, String)], body: &[u8], sent: &Sen
         error_kind: sent.error_kind.map(String::from),
         error_message: sent.error.clone(),
         success: sent.status.is_some_and(|s| (200..300).contains(&s)),
+        sent: true,
     }
 }
 

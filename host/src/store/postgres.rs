@@ -116,6 +116,7 @@ impl PostgresStore {
                 created_at: row.get(4),
                 updated_at: row.get(5),
                 ordered: row.get(6),
+                failing_since: row.get(7),
             });
         }
         Ok(hooks)
@@ -730,6 +731,11 @@ impl Store for PostgresStore {
             );
         }
         if let Some(attempt) = attempt {
+            if attempt.sent {
+                let health = tx.prepare_cached(&pg(sql::ENDPOINT_HEALTH)).await?;
+                tx.execute(&health, &[&delivery_id, &attempt.success, &now])
+                    .await?;
+            }
             let insert = tx.prepare_cached(&pg(sql::INSERT_ATTEMPT)).await?;
             tx.execute(
                 &insert,
@@ -826,6 +832,7 @@ impl Store for PostgresStore {
                     error_kind: r.get(8),
                     error_message: r.get(9),
                     success: r.get(10),
+                    sent: !headers_from(r.get(3)).is_empty(),
                 },
             })
             .collect();

@@ -12,7 +12,7 @@ pub(crate) enum Dialect {
 }
 
 /// The schema, one entry per version; each runs once, in order.
-pub(crate) fn migrations(dialect: Dialect) -> [String; 2] {
+pub(crate) fn migrations(dialect: Dialect) -> [String; 3] {
     let (int, blob, serial) = match dialect {
         Dialect::Sqlite => ("INTEGER", "BLOB", "INTEGER PRIMARY KEY AUTOINCREMENT"),
         Dialect::Postgres => (
@@ -92,7 +92,8 @@ pub(crate) fn migrations(dialect: Dialect) -> [String; 2] {
     format!(
         "ALTER TABLE hooks ADD COLUMN ordered {boolean} NOT NULL DEFAULT {false_};
         CREATE INDEX deliveries_hook_open ON deliveries (hook_id, id) WHERE status IN ('pending', 'in_flight');"
-    )]
+    ),
+    format!("ALTER TABLE hooks ADD COLUMN failing_since {int};")]
 }
 
 /// Rewrite `?N` placeholders as `$N` for PostgreSQL.
@@ -110,7 +111,7 @@ pub(crate) fn pg(sql: &str) -> String {
 }
 
 pub(crate) const SELECT_HOOKS: &str =
-    "SELECT id, spec, enabled, disabled_reason, created_at, updated_at, ordered
+    "SELECT id, spec, enabled, disabled_reason, created_at, updated_at, ordered, failing_since
      FROM hooks WHERE (CAST(?1 AS TEXT) IS NULL OR id = ?1) ORDER BY id";
 
 pub(crate) const SELECT_HOOK_EVENTS: &str =
@@ -131,7 +132,7 @@ pub(crate) const INSERT_HOOK_EVENT: &str =
 pub(crate) const DELETE_HOOK: &str = "DELETE FROM hooks WHERE id = ?1";
 
 pub(crate) const SET_HOOK_ENABLED: &str =
-    "UPDATE hooks SET enabled = ?2, disabled_reason = ?3, updated_at = ?4 WHERE id = ?1";
+    "UPDATE hooks SET enabled = ?2, disabled_reason = ?3, updated_at = ?4, failing_since = NULL WHERE id = ?1";
 
 pub(crate) const PUT_PLUGIN: &str =
     "INSERT INTO plugins (name, hash, size, bytes, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -233,6 +234,15 @@ pub(crate) const INSERT_ATTEMPT: &str = "INSERT INTO attempts (delivery_id, numb
         request_headers, request_body, response_status, response_headers, response_body,
         error_kind, error_message, success)
      VALUES (?1, (SELECT attempts FROM deliveries WHERE id = ?1), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+
+/// Keep a hook's failing streak after an attempt that sent a request: a
+/// success ends it, a failure starts it if none is running. Rows change
+/// only when the streak does, so steady traffic takes no hook row lock.
+/// Params: delivery id, success, now.
+pub(crate) const ENDPOINT_HEALTH: &str = "UPDATE hooks
+     SET failing_since = CASE WHEN CAST(?2 AS BOOLEAN) THEN NULL ELSE CAST(?3 AS BIGINT) END
+     WHERE id = (SELECT hook_id FROM deliveries WHERE id = ?1)
+       AND (CASE WHEN CAST(?2 AS BOOLEAN) THEN failing_since IS NOT NULL ELSE failing_since IS NULL END)";
 
 pub(crate) const SELECT_ATTEMPTS: &str =
     "SELECT number, started_at, duration_ms, request_headers, request_body,

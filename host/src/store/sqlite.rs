@@ -274,6 +274,7 @@ fn hook_from_row(row: &Row<'_>) -> rusqlite::Result<(HookRecord, String)> {
             created_at: row.get(4)?,
             updated_at: row.get(5)?,
             ordered: row.get(6)?,
+            failing_since: row.get(7)?,
         },
         spec,
     ))
@@ -695,6 +696,13 @@ impl Store for SqliteStore {
             let Some(attempt) = attempt else {
                 return Ok(());
             };
+            if attempt.sent {
+                conn.prepare_cached(sql::ENDPOINT_HEALTH)?.execute(params![
+                    id,
+                    attempt.success,
+                    now
+                ])?;
+            }
             conn.prepare_cached(sql::INSERT_ATTEMPT)?.execute(params![
                 id,
                 attempt.started_at,
@@ -784,6 +792,7 @@ impl Store for SqliteStore {
                             error_kind: r.get(8)?,
                             error_message: r.get(9)?,
                             success: r.get(10)?,
+                            sent: !headers_from(r.get(3)?).is_empty(),
                         },
                     })
                 })?

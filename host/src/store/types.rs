@@ -86,6 +86,9 @@ pub struct HookRecord {
     /// Deliver in order: a delivery waits until every earlier one of this
     /// hook has succeeded or been given up.
     pub ordered: bool,
+    /// Since when every request to its endpoint has failed; none while the
+    /// last one succeeded. Kept by the store as attempts are recorded.
+    pub failing_since: Option<Millis>,
     /// When it was created.
     pub created_at: Millis,
     /// When it last changed.
@@ -103,6 +106,7 @@ impl HookRecord {
             enabled: true,
             disabled_reason: None,
             ordered: false,
+            failing_since: None,
             created_at: now,
             updated_at: now,
         }
@@ -265,6 +269,11 @@ pub struct NewAttempt {
     pub error_message: Option<String>,
     /// True for a delivered (2xx) attempt.
     pub success: bool,
+    /// True when a request was sent to the endpoint; false when the attempt
+    /// failed before that (a plugin step, a disabled hook). Only sent
+    /// attempts count toward the endpoint's failing streak. Not stored: a
+    /// recorded attempt was sent when it has request headers.
+    pub sent: bool,
 }
 
 /// A recorded attempt: its number and what the sender saw.
