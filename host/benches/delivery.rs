@@ -18,6 +18,8 @@ use tokio_util::sync::CancellationToken;
 use wasmhooks::delivery::dispatcher::{DispatchSettings, Dispatcher};
 use wasmhooks::delivery::sender::Sender;
 use wasmhooks::delivery::signing::{logto_signature, WebhookSecret};
+use wasmhooks::metrics::Metrics;
+use wasmhooks::pipeline::PluginRegistry;
 use wasmhooks::runtime::{content_hash, Runtime, RuntimeConfig};
 use wasmhooks::store::{now_ms, HookRecord, NewEvent, PluginRecord, StoreLimits};
 
@@ -119,11 +121,20 @@ fn main() {
             store.ingest(events).await.unwrap();
         }
         count.store(0, Ordering::Relaxed);
-        let dispatcher = Arc::new(Dispatcher::new(
+        let metrics = Arc::new(Metrics::default());
+        let settings = DispatchSettings::default();
+        let plugins = Arc::new(PluginRegistry::new(
             store.clone(),
             Runtime::new(RuntimeConfig::default()).unwrap(),
+            settings.cache_ttl,
+            metrics.clone(),
+        ));
+        let dispatcher = Arc::new(Dispatcher::new(
+            store.clone(),
+            plugins,
             Sender::new(vec!["127.0.0.0/8".parse().unwrap()], 4096),
-            DispatchSettings::default(),
+            settings,
+            metrics,
         ));
         let shutdown = CancellationToken::new();
         let started = Instant::now();

@@ -1,5 +1,6 @@
 //! A hook's definition: the events it subscribes to, its pipeline of plugin
-//! steps, and its webhook target. Stored as the `spec` of a
+//! steps, and its webhook target; or, for a synchronous hook, the trigger
+//! it answers. Stored as the `spec` of a
 //! [`HookRecord`](crate::store::HookRecord); validated before it is stored.
 
 use std::collections::BTreeMap;
@@ -20,7 +21,8 @@ pub struct HookSpec {
     /// A name for people.
     #[serde(default)]
     pub name: String,
-    /// Event names it subscribes to.
+    /// Event names it subscribes to (webhook hooks).
+    #[serde(default)]
     pub events: Vec<String>,
     /// Plugin steps run in order on each event before delivery.
     #[serde(default)]
@@ -29,8 +31,37 @@ pub struct HookSpec {
     /// `skip` the step.
     #[serde(default)]
     pub on_step_error: OnStepError,
-    /// Where the result is delivered.
-    pub webhook: Webhook,
+    /// Where the result is delivered (webhook hooks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<Webhook>,
+    /// The synchronous trigger it answers instead (sync hooks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<SyncBinding>,
+}
+
+/// A synchronous hook's place on a trigger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncBinding {
+    /// The trigger it answers, e.g. `PreRegistration`.
+    pub trigger: String,
+    /// Hooks on a trigger run by ascending `order`, then by id.
+    #[serde(default)]
+    pub order: i32,
+    /// What an error (timeout, trap, limit, invalid answer) decides.
+    #[serde(default)]
+    pub on_error: OnError,
+}
+
+/// What a failing synchronous hook decides.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnError {
+    /// Fail closed: the flow is denied.
+    #[default]
+    Deny,
+    /// Fail open: the hook is skipped and the flow goes on.
+    Allow,
 }
 
 /// One plugin step with what it is granted.
@@ -154,6 +185,36 @@ impl HookSpec {
 
     /// Check everything that can be checked before the hook runs.
     pub fn validate(&self, catalogue: &Catalogue) -> Result<(), HookError> {
+        match (&self.webhook, &self.sync) {
+            (Some(webhook), None) => self.validate_webhook(webhook, catalogue)?,
+            (None, Some(sync)) => {
+                if !self.events.is_empty() {
+                    return Err(HookError(
+                        "a sync hook answers its trigger and takes no `events`".into(),
+                    ));
+                }
+                crate::store::validate_id("sync trigger", &sync.trigger)
+                    .map_err(|e| HookError(e.to_string()))?;
+            }
+            (Some(_), Some(_)) => {
+                return Err(HookError(
+                    "a hook has either a `webhook` or a `sync` trigger, not both".into(),
+                ))
+            }
+            (None, None) => {
+                return Err(HookError(
+                    "a hook needs a `webhook` target or a `sync` trigger".into(),
+                ))
+            }
+        }
+        for step in &self.steps {
+            crate::store::validate_plugin_name(&step.plugin)
+                .map_err(|e| HookError(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    fn validate_webhook(&self, webhook: &Webhook, catalogue: &Catalogue) -> Result<(), HookError> {
         if self.events.is_empty() {
             return Err(HookError("`events` must list at least one event".into()));
         }
@@ -162,18 +223,17 @@ impl HookSpec {
                 .check(event)
                 .map_err(|e| HookError(e.to_string()))?;
         }
-        let url: http::Uri = self
-            .webhook
+        let url: http::Uri = webhook
             .url
             .parse()
-            .map_err(|e| HookError(format!("webhook url `{}`: {e}", self.webhook.url)))?;
+            .map_err(|e| HookError(format!("webhook url `{}`: {e}", webhook.url)))?;
         if !matches!(url.scheme_str(), Some("http" | "https")) || url.host().is_none() {
             return Err(HookError(format!(
                 "webhook url `{}` must be an absolute http(s) URL",
-                self.webhook.url
+                webhook.url
             )));
         }
-        for (name, value) in &self.webhook.headers {
+        for (name, value) in &webhook.headers {
             let lower = name.to_ascii_lowercase();
             if RESERVED_HEADERS.contains(&lower.as_str()) {
                 return Err(HookError(format!(
@@ -185,29 +245,36 @@ impl HookSpec {
             http::HeaderValue::from_str(value)
                 .map_err(|_| HookError(format!("header `{name}` has an invalid value")))?;
         }
-        if self.webhook.rate_limit == Some(0) {
+        if webhook.rate_limit == Some(0) {
             return Err(HookError(
                 "webhook rate_limit must be at least 1 request per second".into(),
             ));
         }
-        if self.webhook.concurrency == 0 {
+        if webhook.concurrency == 0 {
             return Err(HookError("webhook concurrency must be at least 1".into()));
         }
-        for entry in &self.webhook.secrets {
+        for entry in &webhook.secrets {
             WebhookSecret::parse(&entry.secret).map_err(|e| HookError(e.to_string()))?;
         }
-        for step in &self.steps {
-            crate::store::validate_plugin_name(&step.plugin)
-                .map_err(|e| HookError(e.to_string()))?;
-        }
         Ok(())
+    }
+
+    /// The store's record of this hook under `id`, created now.
+    pub fn to_record(&self, id: &str) -> crate::store::HookRecord {
+        let mut record = crate::store::HookRecord::new(
+            id,
+            self.events.clone(),
+            serde_json::to_value(self).expect("a hook spec serialises"),
+        );
+        record.ordered = self.webhook.as_ref().is_some_and(|w| w.ordered);
+        record
     }
 
     /// The Standard Webhooks secrets that sign at `now`.
     pub fn active_secrets(&self, now: Millis) -> Vec<WebhookSecret> {
         self.webhook
-            .secrets
             .iter()
+            .flat_map(|w| &w.secrets)
             .filter(|e| e.expires_at.is_none_or(|at| at > now))
             .filter_map(|e| WebhookSecret::parse(&e.secret).ok())
             .collect()
@@ -227,8 +294,9 @@ mod tests {
             &catalogue,
         )
         .unwrap();
-        assert_eq!(spec.webhook.timeout, Duration::from_secs(10));
-        assert_eq!(spec.webhook.concurrency, 4);
+        let webhook = spec.webhook.unwrap();
+        assert_eq!(webhook.timeout, Duration::from_secs(10));
+        assert_eq!(webhook.concurrency, 4);
         let bad = |v| HookSpec::from_json(v, &catalogue).unwrap_err().to_string();
         assert!(
             bad(json!({"events": ["PostSignin"], "webhook": {"url": "https://x"}}))
@@ -249,6 +317,17 @@ mod tests {
         .contains("unknown field"));
         assert!(bad(json!({"events": ["PostSignIn"], "webhook": {"url": "https://x", "secrets": [{"secret": "nope"}]}}))
             .contains("whsec_"));
+        assert!(bad(json!({"events": ["PostSignIn"]})).contains("needs a `webhook`"));
+        assert!(
+            bad(json!({"events": ["PostSignIn"], "sync": {"trigger": "PreRegistration"}}))
+                .contains("takes no `events`")
+        );
+        assert!(bad(json!({"sync": {"trigger": "a b"}})).contains("sync trigger"));
+        let sync = HookSpec::from_json(json!({"sync": {"trigger": "PreRegistration"}}), &catalogue)
+            .unwrap()
+            .sync
+            .unwrap();
+        assert_eq!((sync.order, sync.on_error), (0, OnError::Deny));
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub mod cli;
 pub mod delivery;
 pub mod event;
 pub mod hook;
+pub mod metrics;
 pub mod net;
+pub mod pipeline;
 pub mod runtime;
 pub mod store;

@@ -17,10 +17,11 @@ use wasmhooks::delivery::sender::Sender;
 use wasmhooks::delivery::signing::{logto_signature, verify_standard, WebhookSecret};
 use wasmhooks::event::Catalogue;
 use wasmhooks::hook::HookSpec;
+use wasmhooks::metrics::Metrics;
+use wasmhooks::pipeline::PluginRegistry;
 use wasmhooks::runtime::{content_hash, Runtime, RuntimeConfig};
 use wasmhooks::store::{
-    now_ms, Attempt, Delivery, DeliveryStatus, HookRecord, NewEvent, PluginRecord, SharedStore,
-    StoreLimits,
+    now_ms, Attempt, Delivery, DeliveryStatus, NewEvent, PluginRecord, SharedStore, StoreLimits,
 };
 use wasmhooks_testkit::db::sqlite_path;
 use wasmhooks_testkit::{plugin_bytes, Receiver};
@@ -122,7 +123,14 @@ async fn harness_settings(private_networks: &[&str], settings: DispatchSettings)
             .collect(),
         4096,
     );
-    let dispatcher = Dispatcher::new(store.clone(), runtime, sender, settings);
+    let metrics = Arc::new(Metrics::default());
+    let plugins = Arc::new(PluginRegistry::new(
+        store.clone(),
+        runtime,
+        settings.cache_ttl,
+        metrics.clone(),
+    ));
+    let dispatcher = Dispatcher::new(store.clone(), plugins, sender, settings, metrics);
     Harness {
         store,
         dispatcher,
@@ -137,12 +145,7 @@ async fn harness() -> Harness {
 impl Harness {
     async fn hook(&self, id: &str, spec: Value) {
         let spec = HookSpec::from_json(spec, &Catalogue::default()).unwrap();
-        let mut record = HookRecord::new(
-            id,
-            spec.events.clone(),
-            serde_json::to_value(&spec).unwrap(),
-        );
-        record.ordered = spec.webhook.ordered;
+        let record = spec.to_record(id);
         self.store.create_hook(&record).await.unwrap();
     }
 

@@ -20,8 +20,11 @@ use super::policy::Verdict;
 use super::sender::{Sender, Sent};
 use super::signing::{logto_signature, standard_signature};
 use crate::event::delivery_body;
+use crate::hook::Webhook;
 use crate::hook::{HookSpec, OnStepError, RESERVED_HEADERS};
-use crate::runtime::{Grants, Outcome, Plugin, PluginEvent, Runtime};
+use crate::metrics::Metrics;
+use crate::pipeline::PluginRegistry;
+use crate::runtime::{Grants, Outcome, PluginEvent};
 use crate::store::{
     after, now_ms, Claimed, Millis, NewAttempt, Next, SharedStore, StoreError, StoreResult,
 };
@@ -98,23 +101,15 @@ impl Pacer {
     }
 }
 
-struct CachedPlugin {
-    fetched: Instant,
-    hash: String,
-    plugin: Plugin,
-}
-
 /// Works the delivery queue. Cheap to share behind an `Arc`.
 pub struct Dispatcher {
     store: SharedStore,
-    runtime: Runtime,
+    plugins: Arc<PluginRegistry>,
     sender: Sender,
     settings: DispatchSettings,
+    metrics: Arc<Metrics>,
     in_flight: Arc<Semaphore>,
     hooks: Mutex<HashMap<String, Arc<CachedHook>>>,
-    plugins: Mutex<HashMap<String, Arc<CachedPlugin>>>,
-    /// Held while a plugin is (re)loaded.
-    plugin_loading: tokio::sync::Mutex<()>,
 }
 
 /// Why a delivery could not be processed (its lease stays and expires).
@@ -129,22 +124,23 @@ pub enum DispatchError {
 pub const USER_AGENT: &str = concat!("wasmhooks/", env!("CARGO_PKG_VERSION"));
 
 impl Dispatcher {
-    /// A dispatcher over `store`, running steps on `runtime` and sending with `sender`.
+    /// A dispatcher over `store`, running steps with `plugins`, sending
+    /// with `sender`, and counting what it does in `metrics`.
     pub fn new(
         store: SharedStore,
-        runtime: Runtime,
+        plugins: Arc<PluginRegistry>,
         sender: Sender,
         settings: DispatchSettings,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Dispatcher {
             store,
-            runtime,
+            plugins,
             sender,
             in_flight: Arc::new(Semaphore::new(settings.max_in_flight)),
             settings,
+            metrics,
             hooks: Mutex::default(),
-            plugins: Mutex::default(),
-            plugin_loading: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -225,89 +221,69 @@ impl Dispatcher {
 
     /// One attempt at one claimed delivery, recorded in the store.
     pub async fn deliver(&self, claimed: Claimed) -> Result<(), DispatchError> {
-        let id = claimed.delivery.id.clone();
-        let owner = self.settings.owner.clone();
+        let id = claimed.delivery.id.as_str();
         let Some(hook) = self.hook(&claimed.delivery.hook_id).await? else {
             // Deleted meanwhile; its deliveries went with it.
             return Ok(());
         };
-        if !hook.enabled {
-            let reason = format!(
-                "hook disabled: {}",
-                hook.disabled_reason.as_deref().unwrap_or("by an operator")
-            );
-            let next = Next::GiveUp;
-            self.store
-                .finish_attempt(&owner, &id, Some(failure("disabled", &reason)), next)
-                .await?;
-            return Ok(());
-        }
+        let webhook = match (&hook.spec.webhook, hook.enabled) {
+            (Some(webhook), true) => webhook,
+            (None, _) => {
+                let reason = "the hook has no webhook target";
+                return self
+                    .finish(id, Some(failure("no_webhook", reason)), Next::GiveUp)
+                    .await;
+            }
+            (Some(_), false) => {
+                let reason = format!(
+                    "hook disabled: {}",
+                    hook.disabled_reason.as_deref().unwrap_or("by an operator")
+                );
+                return self
+                    .finish(id, Some(failure("disabled", &reason)), Next::GiveUp)
+                    .await;
+            }
+        };
         let _endpoint = hook.endpoint.acquire().await.expect("never closed");
-        let spec = &hook.spec;
-
-        let created_at = rfc3339(claimed.event_created_at);
-        let (payload, extra_headers) = match self.run_steps(&hook, &claimed, &created_at).await {
+        let attempts = claimed.delivery.attempts + 1;
+        let (body, extra_headers) = match self.prepare(&hook, &claimed).await {
             Steps::Continue { payload, headers } => (payload, headers),
             Steps::Cancel(reason) => {
-                self.store
-                    .finish_attempt(&owner, &id, None, Next::Cancelled { reason })
-                    .await?;
-                return Ok(());
+                return self.finish(id, None, Next::Cancelled { reason }).await;
             }
             Steps::Failed(message) => {
-                let attempts = claimed.delivery.attempts + 1;
                 let verdict = Verdict::Failed {
                     overloaded: false,
                     retry_after: None,
                 };
-                let next = self.next_after(spec, attempts, &verdict);
-                self.store
-                    .finish_attempt(&owner, &id, Some(failure("plugin", &message)), next)
-                    .await?;
-                return Ok(());
+                let next = next_after(webhook, attempts, &verdict);
+                return self
+                    .finish(id, Some(failure("plugin", &message)), next)
+                    .await;
             }
         };
-
-        let value: serde_json::Value =
-            serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null);
-        let body = Bytes::from(
-            serde_json::to_vec(&delivery_body(
-                &claimed.event_name,
-                &created_at,
-                &value,
-                &claimed.delivery.hook_id,
-            ))
-            .expect("JSON values serialise"),
-        );
+        let body = Bytes::from(body);
         if let Some(pacer) = &hook.pacer {
             pacer.wait().await;
         }
-        let headers = signed_headers(spec, &id, &body, extra_headers);
+        let headers = signed_headers(&hook.spec, webhook, id, &body, extra_headers);
         let started_at = now_ms();
         let sent = self
             .sender
-            .post(
-                &spec.webhook.url,
-                &headers,
-                body.clone(),
-                spec.webhook.timeout,
-            )
+            .post(&webhook.url, &headers, body.clone(), webhook.timeout)
             .await;
+        self.metrics.attempt(sent.duration);
         let verdict = Verdict::of(sent.status, Some(&sent.headers), sent.timed_out());
         let next = match &verdict {
             Verdict::Delivered => Next::Succeeded,
             Verdict::Gone => Next::GiveUp,
-            Verdict::Failed { .. } => {
-                self.next_after(spec, claimed.delivery.attempts + 1, &verdict)
-            }
+            Verdict::Failed { .. } => next_after(webhook, attempts, &verdict),
         };
-        let attempt = record(started_at, &headers, &body, &sent);
-        self.store
-            .finish_attempt(&owner, &id, Some(attempt), next)
+        self.finish(id, Some(record(started_at, &headers, &body, &sent)), next)
             .await?;
         let disable = match verdict {
             Verdict::Gone => Some("endpoint answered 410 Gone".to_string()),
-            Verdict::Failed { .. } => failing_too_long(&hook, started_at),
+            Verdict::Failed { .. } => failing_too_long(&hook, webhook, started_at),
             Verdict::Delivered => None,
         };
         if let Some(reason) = disable {
@@ -318,6 +294,108 @@ impl Dispatcher {
             self.forget_hook(&claimed.delivery.hook_id);
         }
         Ok(())
+    }
+
+    /// Send `payload` as event `event_name` to hook `hook_id`'s endpoint now,
+    /// through its steps and signed as a delivery would be, without storing
+    /// anything: the hook test an operator runs while setting up a receiver.
+    pub async fn test(
+        &self,
+        hook_id: &str,
+        event_name: &str,
+        payload: &serde_json::Value,
+    ) -> StoreResult<TestSend> {
+        self.forget_hook(hook_id);
+        let Some(hook) = self.hook(hook_id).await? else {
+            return Err(StoreError::NotFound {
+                kind: "hook",
+                id: hook_id.to_string(),
+            });
+        };
+        let Some(webhook) = &hook.spec.webhook else {
+            return Err(StoreError::Invalid(format!(
+                "hook `{hook_id}` is a sync hook and has no webhook to test"
+            )));
+        };
+        let now = now_ms();
+        let claimed = Claimed {
+            delivery: crate::store::Delivery {
+                id: crate::store::new_id("test"),
+                event_id: crate::store::new_id("evt"),
+                hook_id: hook_id.to_string(),
+                status: crate::store::DeliveryStatus::InFlight,
+                attempts: 0,
+                due_at: None,
+                last_error: None,
+                created_at: now,
+                updated_at: now,
+                finished_at: None,
+            },
+            event_name: event_name.to_string(),
+            payload: payload.to_string(),
+            event_created_at: now,
+        };
+        let (body, extra) = match self.prepare(&hook, &claimed).await {
+            Steps::Continue { payload, headers } => (Bytes::from(payload), headers),
+            Steps::Cancel(reason) => return Ok(TestSend::cancelled(event_name, reason)),
+            Steps::Failed(message) => return Ok(TestSend::failed(event_name, "plugin", message)),
+        };
+        let headers = signed_headers(&hook.spec, webhook, &claimed.delivery.id, &body, extra);
+        let sent = self
+            .sender
+            .post(&webhook.url, &headers, body, webhook.timeout)
+            .await;
+        Ok(TestSend {
+            event: event_name.to_string(),
+            status: sent.status,
+            body: sent.body,
+            error_kind: sent.error_kind.map(String::from),
+            error: sent.error,
+            cancelled: None,
+            duration_ms: sent.duration.as_millis() as u64,
+        })
+    }
+
+    /// Record the end of an attempt, counted by what follows it.
+    async fn finish(
+        &self,
+        delivery_id: &str,
+        attempt: Option<NewAttempt>,
+        next: Next,
+    ) -> Result<(), DispatchError> {
+        self.metrics.delivery(match next {
+            Next::Succeeded => "succeeded",
+            Next::Retry { .. } => "retry",
+            Next::GiveUp => "failed",
+            Next::Cancelled { .. } => "cancelled",
+        });
+        self.store
+            .finish_attempt(&self.settings.owner, delivery_id, attempt, next)
+            .await?;
+        Ok(())
+    }
+
+    /// Run the hook's steps on the claimed event and shape the body a
+    /// receiver gets.
+    async fn prepare(&self, hook: &CachedHook, claimed: &Claimed) -> Steps {
+        let created_at = rfc3339(claimed.event_created_at);
+        match self.run_steps(hook, claimed, &created_at).await {
+            Steps::Continue { payload, headers } => {
+                let value: serde_json::Value =
+                    serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null);
+                let body = delivery_body(
+                    &claimed.event_name,
+                    &created_at,
+                    &value,
+                    &claimed.delivery.hook_id,
+                );
+                Steps::Continue {
+                    payload: serde_json::to_string(&body).expect("JSON values serialise"),
+                    headers,
+                }
+            }
+            other => other,
+        }
     }
 
     /// Deliver again, to hook `hook_id`, every stored event in
@@ -354,25 +432,12 @@ impl Dispatcher {
         }
     }
 
-    fn next_after(&self, spec: &HookSpec, attempts: u32, verdict: &Verdict) -> Next {
-        match spec
-            .webhook
-            .retry
-            .next(attempts, verdict, rand::random::<f64>())
-        {
-            Some(delay) => Next::Retry {
-                at: after(now_ms(), delay),
-            },
-            None => Next::GiveUp,
-        }
-    }
-
     async fn run_steps(&self, hook: &CachedHook, claimed: &Claimed, created_at: &str) -> Steps {
         let spec = &hook.spec;
         let mut payload = claimed.payload.clone();
         let mut headers = Vec::new();
         for (step, grants) in spec.steps.iter().zip(&hook.grants) {
-            let plugin = match self.plugin(&step.plugin).await {
+            let plugin = match self.plugins.get(&step.plugin).await {
                 Ok(plugin) => plugin,
                 Err(message) => match spec.on_step_error {
                     OnStepError::Fail => return Steps::Failed(message),
@@ -390,7 +455,11 @@ impl Dispatcher {
                 hook_id: claimed.delivery.hook_id.clone(),
                 trigger: None,
             };
-            let report = plugin.call(&event, grants).await;
+            let deadline = tokio::time::Instant::now() + self.plugins.runtime().limits().timeout;
+            let report = self
+                .plugins
+                .call(&step.plugin, &plugin, &event, grants, deadline)
+                .await;
             match report.result {
                 Ok(Outcome::Continue {
                     payload: changed,
@@ -449,20 +518,15 @@ impl Dispatcher {
         // Keep the endpoint's semaphore and pacer while its settings are
         // unchanged, so the bounds hold across refreshes.
         let old = hooks.get(id);
+        let concurrency = |s: &HookSpec| s.webhook.as_ref().map_or(1, |w| w.concurrency);
+        let rate_limit = |s: &HookSpec| s.webhook.as_ref().and_then(|w| w.rate_limit);
         let endpoint = match old {
-            Some(old) if old.spec.webhook.concurrency == spec.webhook.concurrency => {
-                old.endpoint.clone()
-            }
-            _ => Arc::new(Semaphore::new(spec.webhook.concurrency as usize)),
+            Some(old) if concurrency(&old.spec) == concurrency(&spec) => old.endpoint.clone(),
+            _ => Arc::new(Semaphore::new(concurrency(&spec) as usize)),
         };
         let pacer = match old {
-            Some(old) if old.spec.webhook.rate_limit == spec.webhook.rate_limit => {
-                old.pacer.clone()
-            }
-            _ => spec
-                .webhook
-                .rate_limit
-                .map(|rate| Arc::new(Pacer::per_second(rate))),
+            Some(old) if rate_limit(&old.spec) == rate_limit(&spec) => old.pacer.clone(),
+            _ => rate_limit(&spec).map(|rate| Arc::new(Pacer::per_second(rate))),
         };
         let hook = Arc::new(CachedHook {
             fetched: Instant::now(),
@@ -488,58 +552,13 @@ impl Dispatcher {
             .unwrap_or_else(|p| p.into_inner())
             .remove(id);
     }
-
-    fn cached_plugin(&self, name: &str) -> Option<Arc<CachedPlugin>> {
-        self.plugins
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .cloned()
-    }
-
-    async fn plugin(&self, name: &str) -> Result<Plugin, String> {
-        let fresh = |p: &Arc<CachedPlugin>| p.fetched.elapsed() < self.settings.cache_ttl;
-        if let Some(p) = self.cached_plugin(name).filter(fresh) {
-            return Ok(p.plugin.clone());
-        }
-        // One load at a time: a burst of deliveries compiles a plugin once.
-        let _loading = self.plugin_loading.lock().await;
-        let cached = self.cached_plugin(name);
-        if let Some(p) = cached.as_ref().filter(|p| fresh(p)) {
-            return Ok(p.plugin.clone());
-        }
-        let record = match self.store.get_plugin(name).await {
-            Ok(Some(record)) => record,
-            Ok(None) => return Err(format!("plugin `{name}` is not registered")),
-            Err(e) => return Err(format!("loading plugin `{name}`: {e}")),
-        };
-        let plugin = match cached.filter(|p| p.hash == record.hash) {
-            Some(same) => same.plugin.clone(),
-            None => self
-                .runtime
-                .load(&record.bytes)
-                .map_err(|e| format!("plugin `{name}`: {e}"))?,
-        };
-        self.plugins
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(
-                name.to_string(),
-                Arc::new(CachedPlugin {
-                    fetched: Instant::now(),
-                    hash: record.hash,
-                    plugin: plugin.clone(),
-                }),
-            );
-        Ok(plugin)
-    }
 }
 
 /// Why the endpoint should be disabled, when it has failed without a
 /// single success for its policy's `disable_after` window.
-fn failing_too_long(hook: &CachedHook, now: Millis) -> Option<String> {
+fn failing_too_long(hook: &CachedHook, webhook: &Webhook, now: Millis) -> Option<String> {
     let since = hook.failing_since?;
-    let window = hook.spec.webhook.retry.disable_after;
+    let window = webhook.retry.disable_after;
     let failing = Duration::from_millis(now.saturating_sub(since).max(0) as u64);
     (failing >= window).then(|| {
         format!(
@@ -549,6 +568,56 @@ fn failing_too_long(hook: &CachedHook, now: Millis) -> Option<String> {
             humantime::format_duration(window)
         )
     })
+}
+
+/// When to try again after a failed attempt, or give up.
+fn next_after(webhook: &Webhook, attempts: u32, verdict: &Verdict) -> Next {
+    match webhook.retry.next(attempts, verdict, rand::random::<f64>()) {
+        Some(delay) => Next::Retry {
+            at: after(now_ms(), delay),
+        },
+        None => Next::GiveUp,
+    }
+}
+
+/// What a hook test got back from the receiver.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct TestSend {
+    /// The event sent.
+    pub event: String,
+    /// The receiver's status, if it answered.
+    pub status: Option<u16>,
+    /// The receiver's body (capped).
+    pub body: Option<String>,
+    /// Failure kind (`timeout`, `connect`, `plugin`, ...).
+    pub error_kind: Option<String>,
+    /// Failure detail.
+    pub error: Option<String>,
+    /// Why a step cancelled the send, if one did.
+    pub cancelled: Option<String>,
+    /// How long the request took.
+    pub duration_ms: u64,
+}
+
+impl TestSend {
+    fn cancelled(event: &str, reason: String) -> Self {
+        TestSend {
+            cancelled: Some(reason),
+            ..TestSend::failed(event, "cancelled", String::new())
+        }
+    }
+
+    fn failed(event: &str, kind: &str, message: String) -> Self {
+        TestSend {
+            event: event.to_string(),
+            status: None,
+            body: None,
+            error_kind: Some(kind.to_string()),
+            error: (!message.is_empty()).then_some(message),
+            cancelled: None,
+            duration_ms: 0,
+        }
+    }
 }
 
 /// What the pipeline decided.
@@ -572,6 +641,7 @@ fn rfc3339(at: Millis) -> String {
 /// Logto and Standard Webhooks signatures.
 fn signed_headers(
     spec: &HookSpec,
+    webhook: &Webhook,
     delivery_id: &str,
     body: &[u8],
     added: Vec<(String, String)>,
@@ -580,8 +650,7 @@ fn signed_headers(
         ("content-type".into(), "application/json".into()),
         ("user-agent".into(), USER_AGENT.into()),
     ];
-    let custom = spec
-        .webhook
+    let custom = webhook
         .headers
         .iter()
         .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()));
@@ -592,7 +661,7 @@ fn signed_headers(
         headers.retain(|(n, _)| *n != name);
         headers.push((name, value));
     }
-    if let Some(key) = &spec.webhook.signing_key {
+    if let Some(key) = &webhook.signing_key {
         headers.push(("logto-signature-sha-256".into(), logto_signature(key, body)));
     }
     let now = now_ms();

@@ -109,6 +109,16 @@ pub enum Outcome {
 const MAX_HEADERS: usize = 32;
 
 impl Outcome {
+    /// The outcome's name: `continue`, `cancel`, `deny` or `allow`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Outcome::Continue { .. } => "continue",
+            Outcome::Cancel { .. } => "cancel",
+            Outcome::Deny { .. } => "deny",
+            Outcome::Allow { .. } => "allow",
+        }
+    }
+
     /// Check the plugin's raw answer against the caps and the kind of call.
     pub(crate) fn from_wit(
         outcome: wit::Outcome,

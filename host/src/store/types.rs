@@ -378,7 +378,7 @@ pub(crate) fn validate_event(event: &NewEvent, limits: &StoreLimits) -> Result<(
 }
 
 /// Ids are 1 to 128 characters of letters, digits, `_`, `-`, `.` and `:`.
-pub(crate) fn validate_id(what: &str, id: &str) -> Result<(), StoreError> {
+pub fn validate_id(what: &str, id: &str) -> Result<(), StoreError> {
     let ok = !id.is_empty()
         && id.len() <= 128
         && id
