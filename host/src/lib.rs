@@ -25,3 +25,4 @@ pub mod net;
 pub mod pipeline;
 pub mod runtime;
 pub mod store;
+pub mod sync;

@@ -65,6 +65,13 @@ async fn ingest_one(store: &SharedStore, e: NewEvent) -> wasmhooks::store::Inges
 }
 
 async fn hooks_and_plugins_round_trip(store: SharedStore) {
+    store.register_event_type("Order.Paid").await.unwrap();
+    store.register_event_type("Order.Paid").await.unwrap();
+    store.register_event_type("Cart.Left").await.unwrap();
+    assert_eq!(
+        store.event_types().await.unwrap(),
+        ["Cart.Left", "Order.Paid"]
+    );
     let mut h = hook("hook_a", &["PostSignIn", "PostRegister"]);
     store.create_hook(&h).await.unwrap();
     let dup = store.create_hook(&h).await.unwrap_err();
@@ -438,6 +445,10 @@ async fn retries_are_scheduled_logged_and_given_up(store: SharedStore) {
     );
     let stats = store.hook_stats("hook_1", now_ms() - 60_000).await.unwrap();
     assert_eq!((stats.requests, stats.successes, stats.failures), (2, 0, 2));
+    assert_eq!(
+        (stats.latency_ms.p50, stats.latency_ms.p99),
+        (Some(12), Some(12))
+    );
 
     // A manual retry makes it due again; this time it succeeds.
     store.retry_now(&id).await.unwrap();

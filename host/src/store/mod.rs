@@ -138,7 +138,8 @@ pub trait Store: Send + Sync + 'static {
     async fn deliveries(&self, query: &DeliveryQuery) -> StoreResult<Vec<Delivery>>;
     /// One delivery with its attempts, oldest first.
     async fn delivery(&self, id: &str) -> StoreResult<Option<(Delivery, Vec<Attempt>)>>;
-    /// Attempts of a hook's deliveries since `since`: requests, successes, failures.
+    /// Attempts of a hook's deliveries since `since`: requests, successes,
+    /// failures and request latency percentiles.
     async fn hook_stats(&self, hook_id: &str, since: Millis) -> StoreResult<HookStats>;
     /// Events created in `[since, until)`, oldest first (by time, then id),
     /// at most `limit`. To page, pass the last event's time as `since` and
@@ -150,6 +151,10 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
         after: Option<&str>,
     ) -> StoreResult<Vec<StoredEvent>>;
+    /// Register a custom event name (idempotent).
+    async fn register_event_type(&self, name: &str) -> StoreResult<()>;
+    /// The registered custom event names, sorted.
+    async fn event_types(&self) -> StoreResult<Vec<String>>;
     /// Pending and in-flight deliveries, and the age of the oldest due one.
     async fn queue_depth(&self) -> StoreResult<QueueDepth>;
 

@@ -840,16 +840,42 @@ impl Store for PostgresStore {
     }
 
     async fn hook_stats(&self, hook_id: &str, since: Millis) -> StoreResult<HookStats> {
-        let row = self
-            .client()
-            .await?
+        let client = self.client().await?;
+        let row = client
             .query_one(&pg(sql::HOOK_STATS), &[&hook_id, &since])
             .await?;
+        let sent = row.get::<_, i64>(3) as u64;
+        let at = client.prepare_cached(&pg(sql::LATENCY_AT)).await?;
+        let mut values = [None; 3];
+        for (value, rank) in values.iter_mut().zip(sql::percentile_ranks(sent)) {
+            *value = client
+                .query_opt(&at, &[&hook_id, &since, &rank])
+                .await?
+                .map(|r| r.get::<_, i64>(0) as u64);
+        }
         Ok(HookStats {
             requests: row.get::<_, i64>(0) as u64,
             successes: row.get::<_, i64>(1) as u64,
             failures: row.get::<_, i64>(2) as u64,
+            latency_ms: Latency::from_ranks(values),
         })
+    }
+
+    async fn register_event_type(&self, name: &str) -> StoreResult<()> {
+        self.client()
+            .await?
+            .execute(&pg(sql::REGISTER_EVENT_TYPE), &[&name, &now_ms()])
+            .await?;
+        Ok(())
+    }
+
+    async fn event_types(&self) -> StoreResult<Vec<String>> {
+        let rows = self
+            .client()
+            .await?
+            .query(sql::LIST_EVENT_TYPES, &[])
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
     async fn events_between(

@@ -12,7 +12,7 @@ pub(crate) enum Dialect {
 }
 
 /// The schema, one entry per version; each runs once, in order.
-pub(crate) fn migrations(dialect: Dialect) -> [String; 3] {
+pub(crate) fn migrations(dialect: Dialect) -> [String; 4] {
     let (int, blob, serial) = match dialect {
         Dialect::Sqlite => ("INTEGER", "BLOB", "INTEGER PRIMARY KEY AUTOINCREMENT"),
         Dialect::Postgres => (
@@ -93,7 +93,8 @@ pub(crate) fn migrations(dialect: Dialect) -> [String; 3] {
         "ALTER TABLE hooks ADD COLUMN ordered {boolean} NOT NULL DEFAULT {false_};
         CREATE INDEX deliveries_hook_open ON deliveries (hook_id, id) WHERE status IN ('pending', 'in_flight');"
     ),
-    format!("ALTER TABLE hooks ADD COLUMN failing_since {int};")]
+    format!("ALTER TABLE hooks ADD COLUMN failing_since {int};"),
+    format!("CREATE TABLE event_types (name TEXT PRIMARY KEY, created_at {int} NOT NULL);")]
 }
 
 /// Rewrite `?N` placeholders as `$N` for PostgreSQL.
@@ -258,9 +259,27 @@ pub(crate) const RETRY_NOW: &str = "UPDATE deliveries
 
 /// Params: hook id, since.
 pub(crate) const HOOK_STATS: &str =
-    "SELECT COUNT(*), COUNT(*) FILTER (WHERE a.success), COUNT(*) FILTER (WHERE NOT a.success)
+    "SELECT COUNT(*), COUNT(*) FILTER (WHERE a.success), COUNT(*) FILTER (WHERE NOT a.success),
+        COUNT(*) FILTER (WHERE a.request_body <> '')
      FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
      WHERE d.hook_id = ?1 AND a.started_at >= ?2";
+
+/// Params: hook id, since, offset: the attempt duration at that rank.
+pub(crate) const LATENCY_AT: &str = "SELECT a.duration_ms
+     FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+     WHERE d.hook_id = ?1 AND a.started_at >= ?2 AND a.request_body <> ''
+     ORDER BY a.duration_ms LIMIT 1 OFFSET ?3";
+
+/// The percentiles [`HookStats`](super::HookStats) reports, and the rank
+/// (0-based offset) of each among `count` sorted durations.
+pub(crate) fn percentile_ranks(count: u64) -> [i64; 3] {
+    [0.5, 0.9, 0.99].map(|p| ((p * count as f64).ceil() as i64 - 1).max(0))
+}
+
+pub(crate) const REGISTER_EVENT_TYPE: &str =
+    "INSERT INTO event_types (name, created_at) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING";
+
+pub(crate) const LIST_EVENT_TYPES: &str = "SELECT name FROM event_types ORDER BY name";
 
 /// Params: since, until, limit, after (an event id at `since`, exclusive).
 pub(crate) const EVENTS_BETWEEN: &str = "SELECT id, name, payload, created_at FROM events

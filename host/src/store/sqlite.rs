@@ -805,15 +805,46 @@ impl Store for SqliteStore {
     async fn hook_stats(&self, hook_id: &str, since: Millis) -> StoreResult<HookStats> {
         let hook_id = hook_id.to_string();
         self.read(move |conn| {
-            Ok(
+            let (mut stats, sent) =
                 conn.query_row(sql::HOOK_STATS, params![hook_id, since], |r| {
-                    Ok(HookStats {
+                    let stats = HookStats {
                         requests: r.get::<_, i64>(0)? as u64,
                         successes: r.get::<_, Option<i64>>(1)?.unwrap_or(0) as u64,
                         failures: r.get::<_, Option<i64>>(2)?.unwrap_or(0) as u64,
-                    })
-                })?,
-            )
+                        latency_ms: Latency::default(),
+                    };
+                    Ok((stats, r.get::<_, Option<i64>>(3)?.unwrap_or(0) as u64))
+                })?;
+            let mut at = conn.prepare_cached(sql::LATENCY_AT)?;
+            let mut values = [None; 3];
+            for (value, rank) in values.iter_mut().zip(sql::percentile_ranks(sent)) {
+                *value = at
+                    .query_row(params![hook_id, since, rank], |r| r.get::<_, i64>(0))
+                    .optional()?
+                    .map(|ms| ms as u64);
+            }
+            stats.latency_ms = Latency::from_ranks(values);
+            Ok(stats)
+        })
+        .await
+    }
+
+    async fn register_event_type(&self, name: &str) -> StoreResult<()> {
+        let name = name.to_string();
+        self.write(move |conn| {
+            conn.execute(sql::REGISTER_EVENT_TYPE, params![name, now_ms()])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn event_types(&self) -> StoreResult<Vec<String>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(sql::LIST_EVENT_TYPES)?;
+            let names = stmt
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            Ok(names)
         })
         .await
     }

@@ -331,6 +331,27 @@ pub struct HookStats {
     pub successes: u64,
     /// Attempts that failed.
     pub failures: u64,
+    /// Request latency percentiles of the attempts that sent a request.
+    pub latency_ms: Latency,
+}
+
+/// Latency percentiles in milliseconds; none without requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Latency {
+    /// Median.
+    pub p50: Option<u64>,
+    /// 90th percentile.
+    pub p90: Option<u64>,
+    /// 99th percentile.
+    pub p99: Option<u64>,
+}
+
+impl Latency {
+    /// From the durations at the ranks [`percentile_ranks`](super::sql) chose.
+    pub(crate) fn from_ranks(values: [Option<u64>; 3]) -> Self {
+        let [p50, p90, p99] = values;
+        Latency { p50, p90, p99 }
+    }
 }
 
 /// A stored event.

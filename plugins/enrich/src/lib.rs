@@ -1,4 +1,6 @@
-//! `enrich`: adds the fields its hook config lists to every payload.
+//! `enrich`: adds the fields its hook config lists to every payload. In a
+//! synchronous trigger it answers `allow` with a merge patch of those
+//! fields, so the caller sees exactly what changed.
 //!
 //! Each config key is a dotted path and its value the field's value, parsed
 //! as JSON when it is valid JSON and kept as a string otherwise:
@@ -20,6 +22,11 @@ struct Enrich;
 
 impl Hook for Enrich {
     fn handle(mut event: Event) -> Result<Outcome, Error> {
+        if event.is_sync() {
+            let mut patch = Value::Object(Default::default());
+            enrich(&mut patch, &config::all());
+            return Ok(Outcome::allow_merge(patch));
+        }
         enrich(&mut event.payload, &config::all());
         Ok(Outcome::payload(event.payload))
     }
