@@ -20,6 +20,7 @@ pub mod cli;
 pub mod delivery;
 pub mod event;
 pub mod hook;
+pub mod host;
 pub mod metrics;
 pub mod net;
 pub mod pipeline;

@@ -174,6 +174,30 @@ pub fn delivery_body(event_name: &str, created_at: &str, payload: &Value, hook_i
     Value::Object(body)
 }
 
+/// A made-up payload shaped like the event's real ones, for hook tests
+/// (as Logto's "send test payload" does): interaction events carry a user,
+/// a session and an application; data events a request and its data.
+pub fn sample_payload(event_name: &str) -> Value {
+    let user = serde_json::json!({
+        "id": "sample_user_id", "username": "sample", "primaryEmail": "sample@example.com",
+        "name": "Sample User", "customData": {}
+    });
+    if event_name.contains('.') {
+        serde_json::json!({
+            "event": event_name, "userAgent": "Mozilla/5.0", "ip": "203.0.113.1",
+            "path": "/api/sample", "method": "POST", "status": 200,
+            "data": user
+        })
+    } else {
+        serde_json::json!({
+            "event": event_name, "interactionEvent": "SignIn", "sessionId": "sample_session_id",
+            "userAgent": "Mozilla/5.0", "userId": "sample_user_id", "userIp": "203.0.113.1",
+            "user": user,
+            "application": {"id": "sample_app_id", "type": "SPA", "name": "Sample app", "description": null}
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

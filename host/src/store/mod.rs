@@ -76,6 +76,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// conformance suite (`host/tests/store.rs`).
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// The caps this store enforces.
+    fn limits(&self) -> StoreLimits;
+
     // Hooks and plugins.
 
     /// Create a hook; [`StoreError::Conflict`] if its id is taken.

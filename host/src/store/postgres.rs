@@ -425,6 +425,10 @@ async fn group_committer(
 
 #[async_trait::async_trait]
 impl Store for PostgresStore {
+    fn limits(&self) -> StoreLimits {
+        self.limits
+    }
+
     async fn create_hook(&self, hook: &HookRecord) -> StoreResult<()> {
         validate_hook(hook)?;
         let mut client = self.client().await?;

@@ -388,6 +388,10 @@ fn ingest_one(conn: &Connection, event: NewEvent) -> StoreResult<Ingested> {
 
 #[async_trait::async_trait]
 impl Store for SqliteStore {
+    fn limits(&self) -> StoreLimits {
+        self.limits
+    }
+
     async fn create_hook(&self, hook: &HookRecord) -> StoreResult<()> {
         validate_hook(hook)?;
         let hook = hook.clone();

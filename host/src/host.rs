@@ -1,0 +1,763 @@
+//! The embedding API: everything a platform does with wasmhooks, in
+//! process. The HTTP server and the CLI are thin layers over [`Host`].
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use wasmhooks::host::{EmitEvent, Host, HostConfig};
+//! use serde_json::json;
+//!
+//! let host = Host::start(HostConfig::new("wasmhooks-data")).await?;
+//! host.create_hook(Some("audit".into()), json!({
+//!     "events": ["PostSignIn"],
+//!     "webhook": {"url": "https://hooks.example.com/logto"}
+//! })).await?;
+//! host.emit(EmitEvent::new("PostSignIn", json!({"userId": "u1"}))).await?;
+//! let decision = host.call_sync("PreRegistration", json!({"email": "a@b.c"}), None).await?;
+//! println!("{:?}", decision.decision);
+//! host.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::delivery::dispatcher::{DispatchSettings, Dispatcher, TestSend};
+use crate::delivery::sender::Sender;
+use crate::delivery::signing::{generate_signing_key, WebhookSecret};
+use crate::event::{sample_payload, Catalogue, EventError, LOGTO_EVENTS};
+use crate::hook::{HookSpec, SecretEntry};
+use crate::metrics::Metrics;
+use crate::pipeline::PluginRegistry;
+use crate::runtime::{content_hash, Runtime, RuntimeConfig};
+use crate::store::{
+    self, now_ms, Attempt, Delivery, DeliveryQuery, HookRecord, HookStats, Ingested, Millis,
+    NewEvent, PluginRecord, SharedStore, StoreError, StoreLimits,
+};
+use crate::sync::{Decision, SyncEngine, SyncError, SyncSettings};
+
+/// How to build a [`Host`]. [`HostConfig::new`] gives the embedded defaults.
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    /// Where the host keeps its files: the SQLite database (unless
+    /// `database_url` names another) and compiled plugins.
+    pub data_dir: PathBuf,
+    /// `postgres://...` to share a PostgreSQL database between processes;
+    /// `None` for SQLite at `data_dir/wasmhooks.db`.
+    pub database_url: Option<String>,
+    /// Plugin limits and instance pool; its `cache_dir` defaults to
+    /// `data_dir/cache`.
+    pub runtime: RuntimeConfig,
+    /// How the delivery queue is worked.
+    pub dispatch: DispatchSettings,
+    /// Whether this host works the delivery queue (a process may only
+    /// ingest and answer sync calls).
+    pub deliver: bool,
+    /// Caps on stored payloads and logged bodies.
+    pub store_limits: StoreLimits,
+    /// Private networks webhook targets may be on (loopback, RFC 1918...);
+    /// refused by default.
+    pub private_networks: Vec<ipnet::IpNet>,
+    /// Custom event names accepted besides Logto's.
+    pub custom_events: Vec<String>,
+    /// Deadlines of synchronous triggers.
+    pub sync: SyncSettings,
+    /// Largest webhook response body kept, in bytes.
+    pub max_response_body: usize,
+}
+
+impl HostConfig {
+    /// The embedded defaults, with files under `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        HostConfig {
+            data_dir: data_dir.into(),
+            database_url: None,
+            runtime: RuntimeConfig::default(),
+            dispatch: DispatchSettings::default(),
+            deliver: true,
+            store_limits: StoreLimits::default(),
+            private_networks: Vec::new(),
+            custom_events: Vec::new(),
+            sync: SyncSettings::default(),
+            max_response_body: 16 << 10,
+        }
+    }
+}
+
+/// Why a host operation was refused or failed. Each kind has a stable
+/// [`HostError::code`] the HTTP API reports.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HostError {
+    /// The request is malformed or breaks a rule.
+    #[error("{0}")]
+    Invalid(String),
+    /// The event name is neither built in nor registered.
+    #[error(transparent)]
+    UnknownEvent(#[from] EventError),
+    /// The hook definition is invalid.
+    #[error("invalid hook: {0}")]
+    InvalidHook(String),
+    /// The plugin upload is not a usable component.
+    #[error("invalid plugin: {0}")]
+    InvalidPlugin(String),
+    /// No such object.
+    #[error("{kind} `{id}` does not exist")]
+    NotFound {
+        /// `hook`, `plugin`, `delivery`...
+        kind: &'static str,
+        /// Its id.
+        id: String,
+    },
+    /// The object exists, or is in use.
+    #[error("{0}")]
+    Conflict(String),
+    /// The host could not start.
+    #[error("starting the host: {0}")]
+    Start(String),
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(StoreError),
+}
+
+impl HostError {
+    /// A stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            HostError::Invalid(_) => "invalid_request",
+            HostError::UnknownEvent(_) => "unknown_event",
+            HostError::InvalidHook(_) => "invalid_hook",
+            HostError::InvalidPlugin(_) => "invalid_plugin",
+            HostError::NotFound { .. } => "not_found",
+            HostError::Conflict(_) => "conflict",
+            HostError::Start(_) => "start",
+            HostError::Store(_) => "store",
+        }
+    }
+}
+
+impl From<StoreError> for HostError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound { kind, id } => HostError::NotFound { kind, id },
+            StoreError::Conflict { kind, id } => {
+                HostError::Conflict(format!("{kind} `{id}` already exists"))
+            }
+            StoreError::Invalid(message) => HostError::Invalid(message),
+            other => HostError::Store(other),
+        }
+    }
+}
+
+impl From<SyncError> for HostError {
+    fn from(e: SyncError) -> Self {
+        match e {
+            SyncError::NotAnObject => HostError::Invalid(e.to_string()),
+            SyncError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// Result of a host operation.
+pub type HostResult<T> = Result<T, HostError>;
+
+/// An event to emit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmitEvent {
+    /// Event name: Logto's or a registered custom one.
+    pub name: String,
+    /// The payload, a JSON object.
+    pub payload: Value,
+    /// Idempotency id: emitting the same id again does nothing more.
+    pub id: Option<String>,
+    /// When it happened; now when absent.
+    pub created_at: Option<Millis>,
+}
+
+impl EmitEvent {
+    /// An event named `name` with `payload`, happening now.
+    pub fn new(name: impl Into<String>, payload: Value) -> Self {
+        EmitEvent {
+            name: name.into(),
+            payload,
+            id: None,
+            created_at: None,
+        }
+    }
+}
+
+/// A hook as the API shows it: its definition and its state.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct HookView {
+    /// Id.
+    pub id: String,
+    /// Whether it gets deliveries (or answers its trigger).
+    pub enabled: bool,
+    /// Why it was disabled.
+    pub disabled_reason: Option<String>,
+    /// Since when every request to its endpoint has failed (ms since epoch).
+    pub failing_since: Option<Millis>,
+    /// Created (ms since epoch).
+    pub created_at: Millis,
+    /// Last changed (ms since epoch).
+    pub updated_at: Millis,
+    /// The definition.
+    #[schema(value_type = Object)]
+    pub spec: Value,
+}
+
+impl From<HookRecord> for HookView {
+    fn from(record: HookRecord) -> Self {
+        HookView {
+            id: record.id,
+            enabled: record.enabled,
+            disabled_reason: record.disabled_reason,
+            failing_since: record.failing_since,
+            created_at: record.created_at,
+            updated_at: record.updated_at,
+            spec: record.spec,
+        }
+    }
+}
+
+/// A running host: store, plugin runtime, delivery workers and sync triggers.
+/// Cheap to clone; clones share one host.
+#[derive(Clone)]
+pub struct Host {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: SharedStore,
+    catalogue: RwLock<Catalogue>,
+    plugins: Arc<PluginRegistry>,
+    dispatcher: Arc<Dispatcher>,
+    sync: SyncEngine,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+    worker: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// How long a hook or plugin read from the store is trusted before it is
+/// read again, so changes made by other processes are seen.
+const CACHE_TTL: Duration = Duration::from_secs(2);
+
+impl Host {
+    /// Open the store (running its migrations), build the runtime, and start
+    /// the delivery workers.
+    pub async fn start(mut config: HostConfig) -> HostResult<Host> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            HostError::Start(format!(
+                "cannot create data directory {}: {e}",
+                config.data_dir.display()
+            ))
+        })?;
+        let url = config.database_url.clone().unwrap_or_else(|| {
+            config
+                .data_dir
+                .join("wasmhooks.db")
+                .to_string_lossy()
+                .into_owned()
+        });
+        let store = store::open(&url, config.store_limits)
+            .await
+            .map_err(|e| HostError::Start(format!("opening the store: {e}")))?;
+        if config.runtime.cache_dir.is_none() {
+            config.runtime.cache_dir = Some(config.data_dir.join("cache"));
+        }
+        let runtime = Runtime::new(config.runtime.clone())
+            .map_err(|e| HostError::Start(format!("building the plugin runtime: {e}")))?;
+        let mut catalogue = Catalogue::default();
+        for name in &config.custom_events {
+            catalogue.register(name.clone())?;
+            store.register_event_type(name).await?;
+        }
+        for name in store.event_types().await? {
+            catalogue.register(name)?;
+        }
+        let metrics = Arc::new(Metrics::default());
+        let plugins = Arc::new(PluginRegistry::new(
+            store.clone(),
+            runtime,
+            CACHE_TTL,
+            metrics.clone(),
+        ));
+        let sender = Sender::new(config.private_networks.clone(), config.max_response_body);
+        let dispatcher = Arc::new(Dispatcher::new(
+            store.clone(),
+            plugins.clone(),
+            sender,
+            config.dispatch.clone(),
+            metrics.clone(),
+        ));
+        let sync = SyncEngine::new(
+            store.clone(),
+            plugins.clone(),
+            config.sync.clone(),
+            metrics.clone(),
+            CACHE_TTL,
+        );
+        let shutdown = CancellationToken::new();
+        let worker = config
+            .deliver
+            .then(|| tokio::spawn(dispatcher.clone().run(shutdown.clone())));
+        Ok(Host {
+            inner: Arc::new(Inner {
+                store,
+                catalogue: RwLock::new(catalogue),
+                plugins,
+                dispatcher,
+                sync,
+                metrics,
+                shutdown,
+                worker: Mutex::new(worker),
+            }),
+        })
+    }
+
+    /// Stop claiming deliveries, let the ones in flight finish and record
+    /// their attempts, then return. Unclaimed work stays in the store.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+        let worker = self
+            .inner
+            .worker
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(worker) = worker {
+            let _ = worker.await;
+        }
+    }
+
+    /// The store, for queries this API does not cover.
+    pub fn store(&self) -> &SharedStore {
+        &self.inner.store
+    }
+
+    // Events.
+
+    /// Store an event durably and create its deliveries; returns once both
+    /// are committed.
+    pub async fn emit(&self, event: EmitEvent) -> HostResult<Ingested> {
+        let mut results = self.emit_batch(vec![event]).await?;
+        results.pop().expect("one result per event")
+    }
+
+    /// Store several events. Every event is checked first: if any is
+    /// invalid, nothing is stored and the error names it. Results are in
+    /// input order.
+    pub async fn emit_batch(
+        &self,
+        events: Vec<EmitEvent>,
+    ) -> HostResult<Vec<HostResult<Ingested>>> {
+        let batch = events.len() > 1;
+        let mut new = Vec::with_capacity(events.len());
+        for (i, event) in events.into_iter().enumerate() {
+            let at = |e: HostError| match batch {
+                true => HostError::Invalid(format!("events[{i}]: {e}")),
+                false => e,
+            };
+            new.push(self.new_event(event).await.map_err(at)?);
+        }
+        let results = self.inner.store.ingest(new).await?;
+        let stored = results.iter().filter(|r| r.is_ok()).count();
+        self.inner.metrics.events_accepted(stored as u64);
+        Ok(results
+            .into_iter()
+            .map(|r| r.map_err(HostError::from))
+            .collect())
+    }
+
+    async fn new_event(&self, event: EmitEvent) -> HostResult<NewEvent> {
+        self.check_event(&event.name).await?;
+        if !event.payload.is_object() {
+            return Err(HostError::Invalid(format!(
+                "the payload of `{}` must be a JSON object",
+                event.name
+            )));
+        }
+        let new = NewEvent {
+            id: event.id,
+            name: event.name,
+            payload: event.payload.to_string(),
+            created_at: event.created_at.unwrap_or_else(now_ms),
+        };
+        store::validate_event(&new, &self.store_limits())?;
+        Ok(new)
+    }
+
+    fn store_limits(&self) -> StoreLimits {
+        self.inner.store.limits()
+    }
+
+    /// Accept a known event name; a name registered by another process
+    /// since this one started is picked up from the store.
+    async fn check_event(&self, name: &str) -> HostResult<()> {
+        if self.catalogue().check(name).is_ok() {
+            return Ok(());
+        }
+        let registered = self.inner.store.event_types().await?;
+        let mut catalogue = self
+            .inner
+            .catalogue
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        for custom in registered {
+            catalogue.register(custom)?;
+        }
+        Ok(catalogue.check(name)?)
+    }
+
+    fn catalogue(&self) -> Catalogue {
+        self.inner
+            .catalogue
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Register a custom event name so hooks may subscribe to it and events
+    /// may carry it.
+    pub async fn register_event_type(&self, name: &str) -> HostResult<()> {
+        let mut catalogue = self.catalogue();
+        catalogue.register(name.to_string())?;
+        self.inner.store.register_event_type(name).await?;
+        *self
+            .inner
+            .catalogue
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = catalogue;
+        Ok(())
+    }
+
+    /// Every accepted event name: Logto's, then the registered ones.
+    pub fn event_types(&self) -> Vec<String> {
+        let catalogue = self.catalogue();
+        LOGTO_EVENTS
+            .iter()
+            .copied()
+            .chain(catalogue.custom())
+            .map(String::from)
+            .collect()
+    }
+
+    // Synchronous triggers.
+
+    /// Run the sync hooks bound to `trigger` on `payload` within `deadline`
+    /// (the trigger's configured deadline when `None`) and decide.
+    pub async fn call_sync(
+        &self,
+        trigger: &str,
+        payload: Value,
+        deadline: Option<Duration>,
+    ) -> HostResult<Decision> {
+        Ok(self.inner.sync.call(trigger, payload, deadline).await?)
+    }
+
+    // Hooks.
+
+    /// Create a hook from its definition (JSON, as in the API). A new id is
+    /// made when `id` is `None`. A webhook without keys gets a Logto
+    /// signing key and a Standard Webhooks secret, so every delivery is
+    /// signed both ways.
+    pub async fn create_hook(&self, id: Option<String>, spec: Value) -> HookResultView {
+        let id = id.unwrap_or_else(|| store::new_id("hook"));
+        let spec = self.checked_spec(spec).await?;
+        self.inner.store.create_hook(&spec.to_record(&id)).await?;
+        self.hook_changed();
+        self.hook(&id).await
+    }
+
+    /// Create the hook `id`, or replace its definition (keeping its state).
+    pub async fn put_hook(&self, id: &str, spec: Value) -> HookResultView {
+        match self.inner.store.get_hook(id).await? {
+            None => self.create_hook(Some(id.to_string()), spec).await,
+            Some(old) => {
+                let spec = self.checked_spec(spec).await?;
+                self.replace_hook(old, &spec).await
+            }
+        }
+    }
+
+    /// Change a hook: `changes` is a JSON merge patch (RFC 7396) on its
+    /// definition; the result must be a valid hook.
+    pub async fn update_hook(&self, id: &str, changes: Value) -> HookResultView {
+        let old = self.record(id).await?;
+        let mut spec = old.spec.clone();
+        json_patch::merge(&mut spec, &changes);
+        let spec = self.checked_spec(spec).await?;
+        self.replace_hook(old, &spec).await
+    }
+
+    async fn replace_hook(&self, old: HookRecord, spec: &HookSpec) -> HookResultView {
+        let record = HookRecord {
+            created_at: old.created_at,
+            enabled: old.enabled,
+            disabled_reason: old.disabled_reason,
+            failing_since: old.failing_since,
+            ..spec.to_record(&old.id)
+        };
+        self.inner.store.update_hook(&record).await?;
+        self.hook_changed();
+        self.hook(&old.id).await
+    }
+
+    /// Parse and validate a definition, check its plugins are registered,
+    /// and give an unsigned webhook its keys.
+    async fn checked_spec(&self, spec: Value) -> HostResult<HookSpec> {
+        let mut spec = HookSpec::from_json(spec, &self.catalogue())
+            .map_err(|e| HostError::InvalidHook(e.0))?;
+        for (i, step) in spec.steps.iter().enumerate() {
+            if self.inner.store.get_plugin(&step.plugin).await?.is_none() {
+                return Err(HostError::InvalidHook(format!(
+                    "steps[{i}]: plugin `{}` is not registered",
+                    step.plugin
+                )));
+            }
+        }
+        if let Some(webhook) = &mut spec.webhook {
+            if webhook.signing_key.is_none() && webhook.secrets.is_empty() {
+                webhook.signing_key = Some(generate_signing_key());
+                webhook.secrets.push(SecretEntry {
+                    secret: WebhookSecret::generate().to_text(),
+                    expires_at: None,
+                });
+            }
+        }
+        Ok(spec)
+    }
+
+    /// One hook.
+    pub async fn hook(&self, id: &str) -> HookResultView {
+        Ok(self.record(id).await?.into())
+    }
+
+    async fn record(&self, id: &str) -> HostResult<HookRecord> {
+        self.inner
+            .store
+            .get_hook(id)
+            .await?
+            .ok_or_else(|| HostError::NotFound {
+                kind: "hook",
+                id: id.to_string(),
+            })
+    }
+
+    /// Every hook, by id.
+    pub async fn hooks(&self) -> HostResult<Vec<HookView>> {
+        Ok(self
+            .inner
+            .store
+            .list_hooks()
+            .await?
+            .into_iter()
+            .map(HookView::from)
+            .collect())
+    }
+
+    /// Delete a hook with its deliveries and their attempts.
+    pub async fn delete_hook(&self, id: &str) -> HostResult<()> {
+        self.inner.store.delete_hook(id).await?;
+        self.hook_changed();
+        Ok(())
+    }
+
+    /// Enable a hook (after a 410, a failing window, or an operator).
+    pub async fn enable_hook(&self, id: &str) -> HookResultView {
+        self.inner.store.set_hook_enabled(id, true, None).await?;
+        self.hook_changed();
+        self.hook(id).await
+    }
+
+    /// Disable a hook, saying why.
+    pub async fn disable_hook(&self, id: &str, reason: &str) -> HookResultView {
+        self.inner
+            .store
+            .set_hook_enabled(id, false, Some(reason))
+            .await?;
+        self.hook_changed();
+        self.hook(id).await
+    }
+
+    /// Give a webhook a new Logto signing key and a new Standard Webhooks
+    /// secret. The old secrets keep signing for `grace` (24 h when `None`),
+    /// so receivers can switch without dropping a delivery.
+    pub async fn rotate_signing_key(&self, id: &str, grace: Option<Duration>) -> HookResultView {
+        let old = self.record(id).await?;
+        let mut spec: HookSpec = serde_json::from_value(old.spec.clone())
+            .map_err(|e| HostError::InvalidHook(format!("stored hook is unreadable: {e}")))?;
+        let Some(webhook) = &mut spec.webhook else {
+            return Err(HostError::Invalid(format!(
+                "hook `{id}` is a sync hook and has no webhook keys"
+            )));
+        };
+        let expires = now_ms() + grace.unwrap_or(Duration::from_secs(86_400)).as_millis() as Millis;
+        webhook.signing_key = Some(generate_signing_key());
+        for entry in &mut webhook.secrets {
+            entry.expires_at = Some(entry.expires_at.map_or(expires, |at| at.min(expires)));
+        }
+        webhook
+            .secrets
+            .retain(|e| e.expires_at.is_none_or(|at| at > now_ms()));
+        webhook.secrets.insert(
+            0,
+            SecretEntry {
+                secret: WebhookSecret::generate().to_text(),
+                expires_at: None,
+            },
+        );
+        self.replace_hook(old, &spec).await
+    }
+
+    /// Send sample payloads (or `payload`) for `events` (every event the hook
+    /// subscribes to when empty) to the hook's endpoint now, through its
+    /// steps, and return what the receiver answered. Nothing is stored.
+    pub async fn test_hook(
+        &self,
+        id: &str,
+        events: Vec<String>,
+        payload: Option<Value>,
+    ) -> HostResult<Vec<TestSend>> {
+        let record = self.record(id).await?;
+        let events = if events.is_empty() {
+            record.events.clone()
+        } else {
+            events
+        };
+        let mut results = Vec::with_capacity(events.len());
+        for event in events {
+            self.catalogue().check(&event)?;
+            let payload = payload.clone().unwrap_or_else(|| sample_payload(&event));
+            results.push(self.inner.dispatcher.test(id, &event, &payload).await?);
+        }
+        Ok(results)
+    }
+
+    fn hook_changed(&self) {
+        self.inner.sync.invalidate();
+    }
+
+    // Deliveries.
+
+    /// Deliveries of a hook, newest first, filtered and paginated.
+    pub async fn deliveries(&self, query: &DeliveryQuery) -> HostResult<Vec<Delivery>> {
+        self.record(&query.hook_id).await?;
+        Ok(self.inner.store.deliveries(query).await?)
+    }
+
+    /// One delivery with its attempts.
+    pub async fn delivery(&self, id: &str) -> HostResult<(Delivery, Vec<Attempt>)> {
+        self.inner
+            .store
+            .delivery(id)
+            .await?
+            .ok_or_else(|| HostError::NotFound {
+                kind: "delivery",
+                id: id.to_string(),
+            })
+    }
+
+    /// Make a delivery due now, whatever its state (unless in flight).
+    pub async fn retry_delivery(&self, id: &str) -> HostResult<Delivery> {
+        self.inner.store.retry_now(id).await?;
+        Ok(self.delivery(id).await?.0)
+    }
+
+    /// Deliver again to hook `id` every stored event in `[since, until)` it
+    /// subscribes to. Returns the new deliveries' ids.
+    pub async fn replay(&self, id: &str, since: Millis, until: Millis) -> HostResult<Vec<String>> {
+        if since >= until {
+            return Err(HostError::Invalid(
+                "`since` must be earlier than `until`".into(),
+            ));
+        }
+        Ok(self.inner.dispatcher.replay(id, since, until).await?)
+    }
+
+    /// A hook's attempts since `since`: counts and latency percentiles.
+    pub async fn hook_stats(&self, id: &str, since: Millis) -> HostResult<HookStats> {
+        self.record(id).await?;
+        Ok(self.inner.store.hook_stats(id, since).await?)
+    }
+
+    // Plugins.
+
+    /// Register a component under `name`, replacing an older one. It is
+    /// validated and compiled (into the cache) before it is stored, so a
+    /// bad upload changes nothing.
+    pub async fn put_plugin(&self, name: &str, bytes: Vec<u8>) -> HostResult<PluginRecord> {
+        store::validate_plugin_name(name)?;
+        let runtime = self.inner.plugins.runtime().clone();
+        let loading = bytes.clone();
+        let plugin = tokio::task::spawn_blocking(move || runtime.load(&loading))
+            .await
+            .map_err(|e| HostError::Invalid(format!("compiling: {e}")))?
+            .map_err(|e| HostError::InvalidPlugin(e.to_string()))?;
+        let record = PluginRecord {
+            name: name.to_string(),
+            hash: content_hash(&bytes),
+            size: bytes.len() as u64,
+            bytes,
+            created_at: now_ms(),
+        };
+        self.inner.store.put_plugin(&record).await?;
+        self.inner.plugins.insert(name, plugin);
+        Ok(PluginRecord {
+            bytes: Vec::new(),
+            ..record
+        })
+    }
+
+    /// Every plugin, without bytes.
+    pub async fn plugins(&self) -> HostResult<Vec<PluginRecord>> {
+        Ok(self.inner.store.list_plugins().await?)
+    }
+
+    /// Delete a plugin; refused while a hook has a step using it.
+    pub async fn delete_plugin(&self, name: &str) -> HostResult<()> {
+        let users: Vec<String> = self
+            .inner
+            .store
+            .list_hooks()
+            .await?
+            .into_iter()
+            .filter(|h| {
+                h.spec["steps"]
+                    .as_array()
+                    .is_some_and(|steps| steps.iter().any(|s| s["plugin"] == name))
+            })
+            .map(|h| h.id)
+            .collect();
+        if !users.is_empty() {
+            return Err(HostError::Conflict(format!(
+                "plugin `{name}` is used by hook(s) {}",
+                users.join(", ")
+            )));
+        }
+        self.inner.store.delete_plugin(name).await?;
+        self.inner.plugins.forget(name);
+        Ok(())
+    }
+
+    // Health.
+
+    /// Whether the store answers.
+    pub async fn ready(&self) -> HostResult<()> {
+        self.inner.store.queue_depth().await?;
+        Ok(())
+    }
+
+    /// The Prometheus text exposition of the host's metrics.
+    pub async fn metrics(&self) -> HostResult<String> {
+        let depth = self.inner.store.queue_depth().await?;
+        Ok(self.inner.metrics.render(&depth))
+    }
+}
+
+/// A hook, or why it could not be had.
+pub type HookResultView = HostResult<HookView>;
