@@ -15,7 +15,7 @@ use crate::runtime::{Grants, HttpGrant};
 use crate::store::Millis;
 
 /// A hook as an operator writes it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HookSpec {
     /// A name for people.
@@ -40,7 +40,7 @@ pub struct HookSpec {
 }
 
 /// A synchronous hook's place on a trigger.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SyncBinding {
     /// The trigger it answers, e.g. `PreRegistration`.
@@ -54,7 +54,7 @@ pub struct SyncBinding {
 }
 
 /// What a failing synchronous hook decides.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OnError {
     /// Fail closed: the flow is denied.
@@ -65,7 +65,7 @@ pub enum OnError {
 }
 
 /// One plugin step with what it is granted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
     /// Name of a registered plugin.
@@ -93,7 +93,7 @@ impl Step {
 }
 
 /// What a failing step does.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OnStepError {
     /// Fail this attempt; it is retried on the hook's schedule.
@@ -104,7 +104,7 @@ pub enum OnStepError {
 }
 
 /// The webhook target.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Webhook {
     /// `http` or `https` URL the body is POSTed to.
@@ -117,6 +117,7 @@ pub struct Webhook {
         default = "default_timeout",
         with = "crate::delivery::policy::duration_text"
     )]
+    #[schema(value_type = String, example = "10s")]
     pub timeout: Duration,
     /// Retry schedule and endpoint disabling.
     #[serde(default)]
@@ -142,7 +143,7 @@ pub struct Webhook {
 }
 
 /// A Standard Webhooks secret and when it stops signing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecretEntry {
     /// `whsec_...`.

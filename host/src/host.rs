@@ -27,6 +27,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::delivery::dispatcher::{DispatchSettings, Dispatcher, TestSend};
+use crate::delivery::policy::RetryPolicy;
 use crate::delivery::sender::Sender;
 use crate::delivery::signing::{generate_signing_key, WebhookSecret};
 use crate::event::{sample_payload, Catalogue, EventError, LOGTO_EVENTS};
@@ -68,6 +69,8 @@ pub struct HostConfig {
     pub sync: SyncSettings,
     /// Largest webhook response body kept, in bytes.
     pub max_response_body: usize,
+    /// The retry policy of webhooks that do not set their own.
+    pub default_retry: RetryPolicy,
 }
 
 impl HostConfig {
@@ -84,6 +87,7 @@ impl HostConfig {
             custom_events: Vec::new(),
             sync: SyncSettings::default(),
             max_response_body: 16 << 10,
+            default_retry: RetryPolicy::default(),
         }
     }
 }
@@ -233,6 +237,7 @@ pub struct Host {
 
 struct Inner {
     store: SharedStore,
+    default_retry: RetryPolicy,
     catalogue: RwLock<Catalogue>,
     plugins: Arc<PluginRegistry>,
     dispatcher: Arc<Dispatcher>,
@@ -308,6 +313,7 @@ impl Host {
         Ok(Host {
             inner: Arc::new(Inner {
                 store,
+                default_retry: config.default_retry.clone(),
                 catalogue: RwLock::new(catalogue),
                 plugins,
                 dispatcher,
@@ -474,14 +480,25 @@ impl Host {
     }
 
     /// Create the hook `id`, or replace its definition (keeping its state).
-    pub async fn put_hook(&self, id: &str, spec: Value) -> HookResultView {
-        match self.inner.store.get_hook(id).await? {
-            None => self.create_hook(Some(id.to_string()), spec).await,
-            Some(old) => {
-                let spec = self.checked_spec(spec).await?;
-                self.replace_hook(old, &spec).await
+    /// A webhook given without keys keeps the ones it has.
+    pub async fn put_hook(&self, id: &str, mut spec: Value) -> HookResultView {
+        let Some(old) = self.inner.store.get_hook(id).await? else {
+            return self.create_hook(Some(id.to_string()), spec).await;
+        };
+        if let (Some(new), Some(old)) = (
+            spec.get_mut("webhook").and_then(Value::as_object_mut),
+            old.spec.get("webhook"),
+        ) {
+            if !new.contains_key("signing_key") && !new.contains_key("secrets") {
+                for key in ["signing_key", "secrets"] {
+                    if let Some(value) = old.get(key) {
+                        new.insert(key.into(), value.clone());
+                    }
+                }
             }
         }
+        let spec = self.checked_spec(spec).await?;
+        self.replace_hook(old, &spec).await
     }
 
     /// Change a hook: `changes` is a JSON merge patch (RFC 7396) on its
@@ -509,7 +526,14 @@ impl Host {
 
     /// Parse and validate a definition, check its plugins are registered,
     /// and give an unsigned webhook its keys.
-    async fn checked_spec(&self, spec: Value) -> HostResult<HookSpec> {
+    async fn checked_spec(&self, mut spec: Value) -> HostResult<HookSpec> {
+        if let Some(webhook) = spec.get_mut("webhook").and_then(Value::as_object_mut) {
+            if !webhook.contains_key("retry") {
+                let retry = serde_json::to_value(&self.inner.default_retry)
+                    .expect("a retry policy serialises");
+                webhook.insert("retry".into(), retry);
+            }
+        }
         let mut spec = HookSpec::from_json(spec, &self.catalogue())
             .map_err(|e| HostError::InvalidHook(e.0))?;
         for (i, step) in spec.steps.iter().enumerate() {

@@ -16,7 +16,9 @@
 //! - [`cli`]: the `wasmhooks` command line, a thin layer over the above.
 #![deny(missing_docs)]
 
+pub mod api;
 pub mod cli;
+pub mod config;
 pub mod delivery;
 pub mod event;
 pub mod hook;

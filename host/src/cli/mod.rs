@@ -2,6 +2,7 @@
 //! thin layer over the library.
 
 mod plugin;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -17,6 +18,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the server: HTTP API, delivery workers, sync triggers.
+    Serve(serve::ServeArgs),
     /// Write, try and inspect plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
@@ -26,7 +29,27 @@ impl Cli {
     /// Run the parsed command; the exit code says whether it succeeded.
     pub async fn run(self) -> anyhow::Result<ExitCode> {
         match self.command {
-            Command::Plugin(command) => command.run().await,
+            Command::Serve(args) => args.run().await,
+            Command::Plugin(command) => {
+                init_logging(false, "warn");
+                command.run().await
+            }
         }
     }
+}
+
+/// Log to stderr, as text or JSON lines, at the level `RUST_LOG` asks, or
+/// `default` without it.
+pub(crate) fn init_logging(json: bool, default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }

@@ -11,24 +11,28 @@ use http::HeaderMap;
 use serde::{Deserialize, Serialize};
 
 /// A hook's retry settings. Every field has a default.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetryPolicy {
     /// Delays before the second, third, ... attempt; the first is immediate.
     /// When they run out, the delivery fails for good.
     #[serde(with = "durations")]
+    #[schema(value_type = Vec<String>, example = json!(["5s", "5m", "30m"]))]
     pub schedule: Vec<Duration>,
     /// Random spread of each delay, as a fraction: 0.2 means +-20 %.
     pub jitter: f64,
     /// Longest `Retry-After` honoured.
     #[serde(with = "duration_text")]
+    #[schema(value_type = String, example = "1h")]
     pub max_retry_after: Duration,
     /// Shortest wait after a 429 or a timeout, so an overloaded receiver is
     /// not hammered.
     #[serde(with = "duration_text")]
+    #[schema(value_type = String, example = "1m")]
     pub overload_floor: Duration,
     /// An endpoint failing without a single success for this long is disabled.
     #[serde(with = "duration_text")]
+    #[schema(value_type = String, example = "5days")]
     pub disable_after: Duration,
 }
 

@@ -29,14 +29,16 @@ pub struct Grants {
 /// Private, loopback, link-local, unspecified and other special ranges are
 /// refused otherwise, so a granted name that resolves (or redirects) to an
 /// internal address is still refused.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpGrant {
     /// Host patterns: `api.example.com`, `*.example.com` (any subdomain),
     /// `api.example.com:8443` (that port only), `*` (any public host).
+    #[schema(value_type = Vec<String>)]
     pub hosts: Vec<HostPattern>,
     /// Non-public networks the plugin may reach anyway, for example
     /// `127.0.0.1/32` for a service on the same machine.
+    #[schema(value_type = Vec<String>)]
     pub private_networks: Vec<IpNet>,
 }
 

@@ -114,7 +114,7 @@ impl HookRecord {
 }
 
 /// A registered plugin.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PluginRecord {
     /// Unique name hooks refer to it by.
     pub name: String,
@@ -143,7 +143,7 @@ pub struct NewEvent {
 }
 
 /// A delivery and the hook it goes to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct DeliveryRef {
     /// Delivery id, also the webhook message id (`webhook-id`).
     pub id: String,
@@ -152,7 +152,7 @@ pub struct DeliveryRef {
 }
 
 /// What storing one event did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Ingested {
     /// The event's id.
     pub event_id: String,
@@ -163,7 +163,7 @@ pub struct Ingested {
 }
 
 /// Where a delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {
     /// Waiting for its next attempt.
@@ -208,7 +208,7 @@ impl DeliveryStatus {
 }
 
 /// One delivery of one event to one hook.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Delivery {
     /// Id, also the webhook message id.
     pub id: String,
@@ -246,19 +246,21 @@ pub struct Claimed {
 }
 
 /// One attempt to send a delivery, as the sender saw it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct NewAttempt {
     /// When the request started.
     pub started_at: Millis,
     /// How long it took.
     pub duration_ms: u64,
     /// Request headers, secrets already masked.
+    #[schema(value_type = Vec<Vec<String>>)]
     pub request_headers: Vec<(String, String)>,
     /// Request body.
     pub request_body: String,
     /// Response status, if a response came.
     pub response_status: Option<u16>,
     /// Response headers.
+    #[schema(value_type = Vec<Vec<String>>)]
     pub response_headers: Vec<(String, String)>,
     /// Response body (truncated by the store to its cap).
     pub response_body: Option<String>,
@@ -277,7 +279,7 @@ pub struct NewAttempt {
 }
 
 /// A recorded attempt: its number and what the sender saw.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Attempt {
     /// 1 for the first attempt.
     pub number: u32,
@@ -323,7 +325,7 @@ pub struct DeliveryQuery {
 }
 
 /// Attempt counts for a hook over a period.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct HookStats {
     /// Attempts made.
     pub requests: u64,
@@ -336,7 +338,7 @@ pub struct HookStats {
 }
 
 /// Latency percentiles in milliseconds; none without requests.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Latency {
     /// Median.
     pub p50: Option<u64>,
@@ -355,7 +357,7 @@ impl Latency {
 }
 
 /// A stored event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct StoredEvent {
     /// Id.
     pub id: String,
@@ -368,7 +370,7 @@ pub struct StoredEvent {
 }
 
 /// How much work is waiting.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct QueueDepth {
     /// Deliveries waiting for an attempt.
     pub pending: u64,

@@ -1,0 +1,352 @@
+//! The server's configuration: embedded defaults, then an optional TOML
+//! file, then `WASMHOOKS_...` environment variables (nested keys joined
+//! with `__`, e.g. `WASMHOOKS_SYNC__DEADLINE=300ms`). Unknown keys are
+//! errors that name the key.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+use crate::delivery::dispatcher::DispatchSettings;
+use crate::delivery::policy::RetryPolicy;
+use crate::host::HostConfig;
+use crate::runtime::{Limits, RuntimeConfig};
+use crate::sync::SyncSettings;
+
+/// Everything `wasmhooks serve` can be told.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the HTTP API listens on.
+    pub listen: SocketAddr,
+    /// Directory for the SQLite database, compiled plugins and the
+    /// generated admin token.
+    pub data_dir: PathBuf,
+    /// `postgres://user:pass@host/db` to use PostgreSQL instead of SQLite.
+    pub database_url: Option<String>,
+    /// `text` or `json` logs (on stderr).
+    pub log_format: LogFormat,
+    /// Tokens that may call every API route. When none is configured, the
+    /// first start generates one into `data_dir/admin-token`.
+    pub admin_tokens: Vec<String>,
+    /// Tokens that may only post events and call sync triggers.
+    pub ingest_tokens: Vec<String>,
+    /// Private networks (CIDR) webhook targets may be on, e.g. `10.0.0.0/8`.
+    pub private_networks: Vec<ipnet::IpNet>,
+    /// Custom event names accepted besides Logto's.
+    pub events: Vec<String>,
+    /// Largest JSON request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Largest plugin upload, in bytes.
+    pub max_plugin_bytes: usize,
+    /// Per-call plugin limits.
+    pub limits: LimitsConfig,
+    /// Delivery workers.
+    pub delivery: DeliveryConfig,
+    /// Retry policy of hooks that do not set their own.
+    pub retry: RetryPolicy,
+    /// Synchronous trigger deadlines.
+    pub sync: SyncConfig,
+    /// Plugins registered at start from files.
+    pub plugins: Vec<PluginDecl>,
+    /// Hooks created (or updated) at start.
+    pub hooks: Vec<HookDecl>,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Per-call plugin limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Wall-clock budget of one plugin call.
+    #[serde(with = "crate::delivery::policy::duration_text")]
+    pub timeout: Duration,
+    /// Linear memory per call, in bytes.
+    pub memory_bytes: usize,
+    /// Wasm stack per call, in bytes.
+    pub stack_bytes: usize,
+    /// Largest event handed to a plugin, in bytes.
+    pub input_bytes: usize,
+    /// Largest answer accepted from a plugin, in bytes.
+    pub output_bytes: usize,
+    /// Log bytes kept per call.
+    pub log_bytes: usize,
+    /// Largest outbound HTTP response a plugin may read, in bytes.
+    pub http_response_bytes: usize,
+    /// Plugin instances running at once.
+    pub max_instances: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let limits = Limits::default();
+        LimitsConfig {
+            timeout: limits.timeout,
+            memory_bytes: limits.memory_bytes,
+            stack_bytes: limits.stack_bytes,
+            input_bytes: limits.input_bytes,
+            output_bytes: limits.output_bytes,
+            log_bytes: limits.log_bytes,
+            http_response_bytes: limits.http_response_bytes,
+            max_instances: RuntimeConfig::default().max_instances,
+        }
+    }
+}
+
+/// Delivery workers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// Whether this process delivers webhooks (off: ingest and sync only).
+    pub enabled: bool,
+    /// Most deliveries in flight at once.
+    pub max_in_flight: usize,
+    /// How long a claimed delivery is held before another worker may take it.
+    #[serde(with = "crate::delivery::policy::duration_text")]
+    pub lease: Duration,
+    /// Largest webhook response body logged, in bytes.
+    pub max_response_body: usize,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        let dispatch = DispatchSettings::default();
+        DeliveryConfig {
+            enabled: true,
+            max_in_flight: dispatch.max_in_flight,
+            lease: dispatch.lease,
+            max_response_body: 16 << 10,
+        }
+    }
+}
+
+/// Synchronous trigger deadlines.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncConfig {
+    /// Deadline of a trigger without its own.
+    #[serde(with = "crate::delivery::policy::duration_text")]
+    pub deadline: Duration,
+    /// Per-trigger settings, by trigger name.
+    pub triggers: BTreeMap<String, TriggerConfig>,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            deadline: SyncSettings::default().default_deadline,
+            triggers: BTreeMap::new(),
+        }
+    }
+}
+
+/// One trigger's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerConfig {
+    /// Its deadline.
+    #[serde(with = "crate::delivery::policy::duration_text")]
+    pub deadline: Duration,
+}
+
+/// A plugin registered from a file at start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginDecl {
+    /// The name hooks use.
+    pub name: String,
+    /// Path of the component (`.wasm`), relative to the config file.
+    pub path: PathBuf,
+}
+
+/// A hook declared in the file: its id and its definition (the same fields
+/// as the API takes).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HookDecl {
+    /// The hook's id.
+    pub id: String,
+    /// The definition.
+    #[serde(flatten)]
+    pub spec: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8787)),
+            data_dir: PathBuf::from("wasmhooks-data"),
+            database_url: None,
+            log_format: LogFormat::Text,
+            admin_tokens: Vec::new(),
+            ingest_tokens: Vec::new(),
+            private_networks: Vec::new(),
+            events: Vec::new(),
+            max_body_bytes: 1 << 20,
+            max_plugin_bytes: 32 << 20,
+            limits: LimitsConfig::default(),
+            delivery: DeliveryConfig::default(),
+            retry: RetryPolicy::default(),
+            sync: SyncConfig::default(),
+            plugins: Vec::new(),
+            hooks: Vec::new(),
+        }
+    }
+}
+
+/// Top-level keys environment variables may set; other `WASMHOOKS_...`
+/// variables belong to something else and are left alone.
+const ENV_KEYS: [&str; 14] = [
+    "listen",
+    "data_dir",
+    "database_url",
+    "log_format",
+    "admin_tokens",
+    "ingest_tokens",
+    "private_networks",
+    "events",
+    "max_body_bytes",
+    "max_plugin_bytes",
+    "limits",
+    "delivery",
+    "retry",
+    "sync",
+];
+
+/// Why the configuration could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(String);
+
+impl Config {
+    /// Defaults, then `file` (when given), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            if !file.is_file() {
+                return Err(ConfigError(format!(
+                    "config file {} does not exist",
+                    file.display()
+                )));
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        let env = Env::prefixed("WASMHOOKS_").split("__").filter(|key| {
+            let top = key.as_str().split('.').next().unwrap_or_default();
+            ENV_KEYS.iter().any(|k| k.eq_ignore_ascii_case(top))
+        });
+        let mut config: Config = figment
+            .merge(env)
+            .extract()
+            .map_err(|e| ConfigError(e.to_string()))?;
+        if let Some(base) = file.and_then(Path::parent) {
+            for plugin in &mut config.plugins {
+                if plugin.path.is_relative() {
+                    plugin.path = base.join(&plugin.path);
+                }
+            }
+        }
+        Ok(config)
+    }
+
+    /// The host this configuration describes.
+    pub fn host_config(&self) -> HostConfig {
+        let mut host = HostConfig::new(&self.data_dir);
+        host.database_url = self.database_url.clone();
+        let l = &self.limits;
+        host.runtime = RuntimeConfig {
+            limits: Limits {
+                timeout: l.timeout,
+                memory_bytes: l.memory_bytes,
+                stack_bytes: l.stack_bytes,
+                input_bytes: l.input_bytes,
+                output_bytes: l.output_bytes,
+                log_bytes: l.log_bytes,
+                http_response_bytes: l.http_response_bytes,
+            },
+            cache_dir: None,
+            max_instances: l.max_instances,
+        };
+        host.dispatch.max_in_flight = self.delivery.max_in_flight;
+        host.dispatch.lease = self.delivery.lease;
+        host.deliver = self.delivery.enabled;
+        host.max_response_body = self.delivery.max_response_body;
+        host.store_limits.max_logged_body_bytes = self.delivery.max_response_body;
+        host.private_networks = self.private_networks.clone();
+        host.custom_events = self.events.clone();
+        host.default_retry = self.retry.clone();
+        host.sync = SyncSettings {
+            default_deadline: self.sync.deadline,
+            deadlines: self
+                .sync
+                .triggers
+                .iter()
+                .map(|(name, t)| (name.clone(), t.deadline))
+                .collect(),
+        };
+        host
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_file_and_the_environment_override_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("wasmhooks.toml");
+        std::fs::write(
+            &file,
+            r#"
+            listen = "127.0.0.1:9000"
+            events = ["Billing.Invoice.Paid"]
+            [sync]
+            deadline = "250ms"
+            [sync.triggers.PreRegistration]
+            deadline = "1s"
+            [[plugins]]
+            name = "enrich"
+            path = "plugins/enrich.wasm"
+            [[hooks]]
+            id = "audit"
+            events = ["PostSignIn"]
+            webhook = { url = "https://example.com/hook" }
+            "#,
+        )
+        .unwrap();
+        let config = Config::load(Some(&file)).unwrap();
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(
+            config.plugins[0].path,
+            dir.path().join("plugins/enrich.wasm")
+        );
+        assert_eq!(config.hooks[0].id, "audit");
+        let host = config.host_config();
+        assert_eq!(
+            host.sync.deadline("PreRegistration"),
+            Duration::from_secs(1)
+        );
+        assert_eq!(host.sync.deadline("Other"), Duration::from_millis(250));
+
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\nlisten_typo = 1\n").unwrap();
+        let error = Config::load(Some(&file)).unwrap_err().to_string();
+        assert!(error.contains("listen_typo"), "{error}");
+        let missing = Config::load(Some(&dir.path().join("nope.toml"))).unwrap_err();
+        assert!(missing.to_string().contains("does not exist"));
+    }
+}
