@@ -6,9 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
 use axum::routing::post;
 use axum::Router;
 use serde_json::{json, Value};
@@ -24,81 +22,8 @@ use wasmhooks::store::{
     now_ms, Attempt, Delivery, DeliveryStatus, NewEvent, PluginRecord, SharedStore, StoreLimits,
 };
 use wasmhooks_testkit::db::sqlite_path;
+use wasmhooks_testkit::script::{ok, status, Script};
 use wasmhooks_testkit::{plugin_bytes, Receiver};
-
-/// What a receiver saw.
-#[derive(Clone, Debug)]
-struct Seen {
-    path: String,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-/// A scripted answer: status, headers, delay before answering.
-type Answer = (u16, Vec<(&'static str, String)>, Duration);
-
-/// A receiver that records requests and answers from a script of
-/// responses (the last one repeats).
-#[derive(Clone)]
-struct Script {
-    seen: Arc<Mutex<Vec<Seen>>>,
-    answers: Arc<Mutex<Vec<Answer>>>,
-}
-
-impl Script {
-    fn new(answers: Vec<Answer>) -> Self {
-        Script {
-            seen: Arc::default(),
-            answers: Arc::new(Mutex::new(answers)),
-        }
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-
-    async fn start(&self) -> Receiver {
-        async fn answer(
-            State(script): State<Script>,
-            uri: axum::http::Uri,
-            headers: HeaderMap,
-            body: Bytes,
-        ) -> Response {
-            script.seen.lock().unwrap().push(Seen {
-                path: uri.path().to_string(),
-                headers,
-                body,
-            });
-            let (status, headers, delay) = {
-                let mut answers = script.answers.lock().unwrap();
-                if answers.len() > 1 {
-                    answers.remove(0)
-                } else {
-                    answers[0].clone()
-                }
-            };
-            tokio::time::sleep(delay).await;
-            let mut response =
-                (StatusCode::from_u16(status).unwrap(), "receiver says hi").into_response();
-            for (name, value) in headers {
-                response.headers_mut().insert(name, value.parse().unwrap());
-            }
-            response
-        }
-        let router = Router::new()
-            .route("/{*path}", post(answer))
-            .with_state(self.clone());
-        Receiver::start(router).await
-    }
-}
-
-fn ok() -> Answer {
-    (200, vec![], Duration::ZERO)
-}
-
-fn status(code: u16) -> Answer {
-    (code, vec![], Duration::ZERO)
-}
 
 struct Harness {
     store: SharedStore,

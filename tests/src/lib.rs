@@ -5,6 +5,8 @@
 //!   it is missing), so `cargo test` needs no other step.
 //! - [`Receiver`]: a real HTTP server on 127.0.0.1 with the handler a test
 //!   gives it.
+//! - [`script::Script`]: a receiver that records requests and answers from a
+//!   script.
 //! - [`db`]: fresh SQLite files and PostgreSQL databases for store tests.
 
 use std::path::{Path, PathBuf};
@@ -12,6 +14,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 pub mod db;
+pub mod script;
 
 /// The workspace root.
 pub fn workspace_root() -> &'static Path {
@@ -114,11 +117,16 @@ pub struct Receiver {
 }
 
 impl Receiver {
-    /// Start serving `router` (call from inside a tokio runtime).
+    /// Start serving `router` on a free port (call from inside a tokio runtime).
     pub async fn start(router: axum::Router) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind a loopback port");
+        Receiver::start_on(listener, router)
+    }
+
+    /// Start serving `router` on a listener the caller bound.
+    pub fn start_on(listener: tokio::net::TcpListener, router: axum::Router) -> Self {
         let addr = listener.local_addr().expect("local address");
         let task = tokio::spawn(async move {
             axum::serve(listener, router).await.expect("serve");

@@ -1,0 +1,929 @@
+//! End to end: the real `wasmhooks serve` binary on a free port with a
+//! temporary data directory, driven over HTTP like a platform and an
+//! operator would, delivering to real receivers on 127.0.0.1.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use wasmhooks::delivery::signing::{logto_signature, verify_standard, WebhookSecret};
+use wasmhooks_testkit::script::{ok, status, Script};
+use wasmhooks_testkit::{plugin, plugin_bytes};
+
+/// A running `wasmhooks serve`.
+struct Server {
+    child: Option<Child>,
+    url: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+const ADMIN: &str = "test-admin-token-0123456789abcdef";
+const INGEST: &str = "test-ingest-token-0123456789abcdef";
+
+impl Server {
+    /// Start the binary with `config` (TOML) in `dir`, its data under
+    /// `dir/data`, and tokens from the environment.
+    fn start(dir: &Path, config: &str) -> Server {
+        Server::start_with(dir, config, &[])
+    }
+
+    fn start_with(dir: &Path, config: &str, env: &[(&str, &str)]) -> Server {
+        let file = dir.join("wasmhooks.toml");
+        std::fs::write(&file, config).unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wasmhooks"));
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&file)
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .env("WASMHOOKS_ADMIN_TOKENS", format!("[\"{ADMIN}\"]"))
+            .env("WASMHOOKS_INGEST_TOKENS", format!("[\"{INGEST}\"]"))
+            .env("RUST_LOG", "warn,wasmhooks=info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("start wasmhooks serve");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let url = loop {
+            let line = lines
+                .next()
+                .expect("the server printed its address before exiting")
+                .unwrap();
+            if let Some(url) = line.strip_prefix("wasmhooks listening on ") {
+                break url.to_string();
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Server {
+            child: Some(child),
+            url,
+            token: ADMIN.into(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        self.call_as(&self.token, method, path, body).await
+    }
+
+    async fn call_as(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        answer(request.send().await.unwrap()).await
+    }
+
+    async fn raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        answer(response).await
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        let (status, body) = self.call(Method::GET, path, None).await;
+        assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
+        body
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Value {
+        let (status, answer) = self.call(Method::POST, path, Some(body)).await;
+        assert!(status.is_success(), "POST {path}: {status} {answer}");
+        answer
+    }
+
+    async fn upload(&self, name: &str) -> Value {
+        let (status, body) = self
+            .raw(
+                &format!("/v1/plugins?name={name}"),
+                "application/wasm",
+                plugin_bytes(name),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+
+    async fn metrics(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.url))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// Poll `path` until `done` holds for its body.
+    async fn wait_until(&self, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let body = self.get(path).await;
+            if done(&body) {
+                return body;
+            }
+            assert!(Instant::now() < deadline, "{path} never got there: {body}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGTERM, then wait for the process to exit.
+    fn terminate(mut self) -> ExitStatus {
+        let mut child = self.child.take().unwrap();
+        let sent = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        child.wait().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+async fn answer(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    (status, body)
+}
+
+const LOOPBACK: &str = "private_networks = [\"127.0.0.0/8\"]\n";
+
+fn error_code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or_default()
+}
+
+fn sign_in() -> Value {
+    json!({"interactionEvent": "SignIn", "sessionId": "s1", "userId": "u1",
+           "user": {"id": "u1", "primaryEmail": "ada@example.com"}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quick_start_delivers_a_signed_transformed_event() {
+    let dir = tempfile::tempdir().unwrap();
+    quick_start(&Server::start(dir.path(), LOOPBACK)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_runs_on_postgresql_named_in_the_environment() {
+    let Some(db) = wasmhooks_testkit::db::PostgresDb::create("server_quick_start").await else {
+        eprintln!("skipped: set WASMHOOKS_TEST_POSTGRES_URL to run against PostgreSQL");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), LOOPBACK, &[("WASMHOOKS_DATABASE_URL", &db.url)]);
+    quick_start(&server).await;
+    assert!(
+        !dir.path().join("data/wasmhooks.db").exists(),
+        "nothing went to SQLite"
+    );
+    drop(server);
+    db.drop_database().await;
+}
+
+/// The README's quick start, step by step.
+async fn quick_start(server: &Server) {
+    let script = Script::new(vec![ok()]);
+    let receiver = script.start().await;
+
+    // 1. Upload a plugin. 2. Create a hook with a plugin step.
+    let plugin = server.upload("enrich").await;
+    assert_eq!(plugin["name"], "enrich");
+    let hook = server
+        .post(
+            "/v1/hooks",
+            json!({"id": "audit", "events": ["PostSignIn"],
+               "steps": [{"plugin": "enrich", "config": {"tenant": "acme"}}],
+               "webhook": {"url": receiver.url("/logto")}}),
+        )
+        .await;
+    let key = hook["spec"]["webhook"]["signing_key"].as_str().unwrap();
+    let secret = WebhookSecret::parse(
+        hook["spec"]["webhook"]["secrets"][0]["secret"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+
+    // 3. Post an event.
+    let (status, ingested) = server
+        .call(
+            Method::POST,
+            "/v1/events",
+            Some(json!({"event": "PostSignIn", "payload": sign_in()})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{ingested}");
+    let delivery = ingested["deliveries"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // 4. The signed, transformed delivery arrives.
+    let seen = script.wait_for(1, Duration::from_secs(20)).await;
+    let request = &seen[0];
+    let body: Value = serde_json::from_slice(&request.body).unwrap();
+    assert_eq!(body["tenant"], "acme", "the plugin step ran");
+    assert_eq!(body["hookId"], "audit");
+    assert_eq!(
+        request.headers["logto-signature-sha-256"],
+        logto_signature(key, &request.body).as_str()
+    );
+    let ts: i64 = request.headers["webhook-timestamp"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(verify_standard(
+        &secret,
+        &delivery,
+        ts,
+        &request.body,
+        request.headers["webhook-signature"].to_str().unwrap()
+    ));
+
+    // 5. The delivery log shows it.
+    let detail = server
+        .wait_until(&format!("/v1/deliveries/{delivery}"), |d| {
+            d["delivery"]["status"] == "succeeded"
+        })
+        .await;
+    assert_eq!(detail["attempts"][0]["response_status"], 200);
+    let stats = server.get("/v1/hooks/audit/stats").await;
+    assert_eq!(
+        (stats["requests"].as_u64(), stats["successes"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert!(stats["latency_ms"]["p50"].is_u64());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_call_needs_a_token_and_ingest_tokens_only_ingest() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), "");
+    let no_token = server
+        .http
+        .get(format!("{}/v1/hooks", server.url))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = answer(no_token).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(error_code(&body), "unauthorized");
+    let (status, _) = server
+        .call_as("wrong-token", Method::GET, "/v1/hooks", None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = server.call_as(INGEST, Method::GET, "/v1/hooks", None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(error_code(&body), "forbidden");
+    let (status, _) = server.call_as(INGEST, Method::GET, "/metrics", None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let event = json!({"event": "PostSignIn", "payload": sign_in()});
+    let (status, _) = server
+        .call_as(INGEST, Method::POST, "/v1/events", Some(event))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (status, _) = server
+        .call_as(
+            INGEST,
+            Method::POST,
+            "/v1/sync/PreRegistration",
+            Some(json!({"payload": {}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = server.call(Method::GET, "/v1/hooks", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let open = server
+        .http
+        .get(format!("{}/healthz", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(open.status(), StatusCode::OK, "health needs no token");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_configured_tokens_the_first_start_makes_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmhooks"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.starts_with("generated an admin token"), "{first}");
+    let stored = std::fs::read_to_string(data.join("admin-token")).unwrap();
+    assert!(first.ends_with(stored.trim()));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(data.join("admin-token"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "owner-only");
+    }
+    let url = lines.next().unwrap().unwrap();
+    let url = url.strip_prefix("wasmhooks listening on ").unwrap();
+    let response = reqwest::Client::new()
+        .get(format!("{url}/v1/hooks"))
+        .bearer_auth(stored.trim())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_clear_error_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), "max_body_bytes = 4096\n");
+    let malformed = server
+        .raw("/v1/events", "application/json", b"{\"event\": ".to_vec())
+        .await;
+    assert_eq!(
+        (malformed.0, error_code(&malformed.1)),
+        (StatusCode::BAD_REQUEST, "malformed_json")
+    );
+    let (status, body) = server
+        .call(
+            Method::POST,
+            "/v1/events",
+            Some(json!({"event": "PostSignin", "payload": {}})),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::BAD_REQUEST, "unknown_event")
+    );
+    assert_eq!(body["error"]["details"]["did_you_mean"], "PostSignIn");
+    let (status, body) = server
+        .call(
+            Method::POST,
+            "/v1/events",
+            Some(json!({"event": "PostSignIn", "payload": {}, "extra": 1})),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field")
+    );
+    assert!(body["error"]["message"].as_str().unwrap().contains("extra"));
+    let (status, body) = server
+        .call(
+            Method::POST,
+            "/v1/events",
+            Some(json!({"event": "PostSignIn", "payload": {"pad": "x".repeat(5000)}})),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+    );
+    let (status, body) = server
+        .call(
+            Method::POST,
+            "/v1/events/batch",
+            Some(json!({"events": [
+                {"event": "PostSignIn", "payload": {}},
+                {"event": "Nope.Event", "payload": {}}
+            ]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("events[1]"),
+        "{body}"
+    );
+    let (status, body) = server
+        .raw(
+            "/v1/plugins?name=junk",
+            "application/wasm",
+            b"\0asm not really".to_vec(),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_plugin")
+    );
+    let (status, body) = server
+        .call(
+            Method::POST,
+            "/v1/hooks",
+            Some(
+                json!({"events": ["PostSignIn"], "steps": [{"plugin": "missing"}],
+                "webhook": {"url": "https://example.com/hook"}}),
+            ),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_hook")
+    );
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("`missing` is not registered"));
+    let (status, body) = server
+        .call(
+            Method::POST,
+            "/v1/hooks",
+            Some(json!({"events": ["PostSignIn"], "webhook": {"url": "ftp://example.com"}})),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_hook")
+    );
+    let (status, body) = server.call(Method::GET, "/v1/hooks/nope", None).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
+
+    // Nothing changed.
+    assert_eq!(server.get("/v1/hooks").await["hooks"], json!([]));
+    assert_eq!(server.get("/v1/plugins").await["plugins"], json!([]));
+    assert!(server
+        .metrics()
+        .await
+        .contains("wasmhooks_events_accepted_total 0"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hooks_deliveries_and_plugins_are_managed_over_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &format!("{LOOPBACK}[retry]\nschedule = [\"100ms\"]\njitter = 0.0\n"),
+    );
+    let script = Script::new(vec![status(500), ok()]);
+    let receiver = script.start().await;
+    server.upload("redact").await;
+    server
+        .post("/v1/event-types", json!({"name": "Billing.Invoice.Paid"}))
+        .await;
+    let events = server.get("/v1/event-types").await["events"].clone();
+    assert!(events
+        .as_array()
+        .unwrap()
+        .contains(&json!("Billing.Invoice.Paid")));
+
+    let created = server
+        .post(
+            "/v1/hooks",
+            json!({"id": "billing", "events": ["Billing.Invoice.Paid"],
+                   "steps": [{"plugin": "redact", "config": {"paths": "card"}}],
+                   "webhook": {"url": receiver.url("/billing")}}),
+        )
+        .await;
+    assert_eq!(
+        created["spec"]["webhook"]["retry"]["schedule"],
+        json!(["100ms"]),
+        "config's retry default"
+    );
+    let patched = server
+        .call(
+            Method::PATCH,
+            "/v1/hooks/billing",
+            Some(json!({"name": "Billing", "webhook": {"headers": {"x-team": "finance"}}})),
+        )
+        .await;
+    assert_eq!(patched.0, StatusCode::OK, "{}", patched.1);
+    assert_eq!(patched.1["spec"]["name"], "Billing");
+    assert_eq!(
+        patched.1["spec"]["webhook"]["url"],
+        receiver.url("/billing"),
+        "merge keeps the rest"
+    );
+    assert_eq!(
+        server.get("/v1/hooks").await["hooks"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Batch ingest; the first attempt fails (500), the retry succeeds.
+    let batch = server
+        .post(
+            "/v1/events/batch",
+            json!({"events": [{"event": "Billing.Invoice.Paid", "payload": {"card": "4242", "amount": 10}, "id": "inv-1"}]}),
+        )
+        .await;
+    let delivery = batch["events"][0]["deliveries"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let detail = server
+        .wait_until(&format!("/v1/deliveries/{delivery}"), |d| {
+            d["delivery"]["status"] == "succeeded"
+        })
+        .await;
+    assert_eq!(detail["attempts"].as_array().unwrap().len(), 2);
+    let sent: Value = serde_json::from_slice(&script.seen()[1].body).unwrap();
+    assert_ne!(sent["card"], "4242", "the redact step ran");
+    assert_eq!(script.seen()[1].headers["x-team"], "finance");
+    let again = server
+        .post(
+            "/v1/events",
+            json!({"event": "Billing.Invoice.Paid", "payload": {}, "id": "inv-1"}),
+        )
+        .await;
+    assert_eq!(again["duplicate"], true, "idempotent on the event id");
+
+    let page = server
+        .get("/v1/hooks/billing/deliveries?status=succeeded&limit=10")
+        .await;
+    assert_eq!(page["deliveries"].as_array().unwrap().len(), 1);
+    let (status, body) = server
+        .call(
+            Method::GET,
+            "/v1/hooks/billing/deliveries?status=bogus",
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_query")
+    );
+
+    // Manual retry and replay.
+    let (status, _) = server
+        .call(
+            Method::POST,
+            &format!("/v1/deliveries/{delivery}/retry"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    script.wait_for(3, Duration::from_secs(20)).await;
+    let replayed = server
+        .post(
+            "/v1/hooks/billing/replay",
+            json!({"since": "2020-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(replayed["deliveries"].as_array().unwrap().len(), 1);
+    script.wait_for(4, Duration::from_secs(20)).await;
+
+    // Test sends reach the receiver now and report its answer.
+    let tested = server.post("/v1/hooks/billing/test", json!({})).await;
+    assert_eq!(tested["results"][0]["status"], 200);
+    assert_eq!(tested["results"][0]["body"], "receiver says hi");
+
+    // Rotation: two secrets sign during the grace period.
+    let old_key = patched.1["spec"]["webhook"]["signing_key"].clone();
+    let rotated = server
+        .post("/v1/hooks/billing/signing-key", json!({"grace": "1h"}))
+        .await;
+    assert_ne!(rotated["spec"]["webhook"]["signing_key"], old_key);
+    let secrets = rotated["spec"]["webhook"]["secrets"].as_array().unwrap();
+    assert_eq!(secrets.len(), 2);
+    assert!(secrets[0]["expires_at"].is_null() && secrets[1]["expires_at"].is_i64());
+
+    // Disabled hooks come back with one call.
+    let enabled = server.post("/v1/hooks/billing/enable", json!({})).await;
+    assert_eq!(enabled["enabled"], true);
+
+    // A plugin in use cannot be deleted; once its hook is gone it can.
+    let (status, body) = server
+        .call(Method::DELETE, "/v1/plugins/redact", None)
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::CONFLICT, "conflict")
+    );
+    let (status, _) = server.call(Method::DELETE, "/v1/hooks/billing", None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = server
+        .call(Method::DELETE, "/v1/plugins/redact", None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+
+    // Operations.
+    let metrics = server.metrics().await;
+    for name in [
+        "wasmhooks_events_accepted_total",
+        "wasmhooks_deliveries_total{outcome=\"succeeded\"}",
+        "wasmhooks_deliveries_total{outcome=\"retry\"}",
+        "wasmhooks_attempt_duration_seconds_bucket",
+        "wasmhooks_plugin_calls_total{plugin=\"redact\",outcome=\"continue\"}",
+        "wasmhooks_queue_pending",
+        "wasmhooks_queue_oldest_due_seconds",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from\n{metrics}");
+    }
+    let ready = server
+        .http
+        .get(format!("{}/readyz", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    let openapi: Value = server
+        .http
+        .get(format!("{}/openapi.json", server.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for path in [
+        "/v1/events",
+        "/v1/events/batch",
+        "/v1/event-types",
+        "/v1/hooks",
+        "/v1/hooks/{id}",
+        "/v1/hooks/{id}/test",
+        "/v1/hooks/{id}/signing-key",
+        "/v1/hooks/{id}/enable",
+        "/v1/hooks/{id}/deliveries",
+        "/v1/hooks/{id}/replay",
+        "/v1/hooks/{id}/stats",
+        "/v1/deliveries/{id}",
+        "/v1/deliveries/{id}/retry",
+        "/v1/plugins",
+        "/v1/plugins/{name}",
+        "/v1/sync/{trigger}",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ] {
+        assert!(openapi["paths"][path].is_object(), "{path} is documented");
+    }
+    assert!(openapi["components"]["schemas"]["HookSpec"].is_object());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_triggers_deny_patch_and_survive_a_looping_plugin() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        "[sync]\ndeadline = \"300ms\"\n[limits]\ntimeout = \"2s\"\n",
+    );
+    server.upload("block-disposable-email").await;
+    server.upload("enrich").await;
+    server.upload("hostile").await;
+    for (id, spec) in [
+        (
+            "a-block",
+            json!({"sync": {"trigger": "PreRegistration", "order": 1},
+            "steps": [{"plugin": "block-disposable-email"}]}),
+        ),
+        (
+            "b-enrich",
+            json!({"sync": {"trigger": "PreRegistration", "order": 2},
+            "steps": [{"plugin": "enrich", "config": {"customData.plan": "free"}}]}),
+        ),
+        (
+            "loop-open",
+            json!({"sync": {"trigger": "PostSignIn", "on_error": "allow"},
+            "steps": [{"plugin": "hostile", "config": {"mode": "loop"}}]}),
+        ),
+        (
+            "loop-closed",
+            json!({"sync": {"trigger": "Token", "on_error": "deny"},
+            "steps": [{"plugin": "hostile", "config": {"mode": "loop"}}]}),
+        ),
+    ] {
+        let mut spec = spec;
+        spec["id"] = json!(id);
+        server.post("/v1/hooks", spec).await;
+    }
+
+    let denied = server
+        .post(
+            "/v1/sync/PreRegistration",
+            json!({"payload": {"email": "x@mailinator.com"}}),
+        )
+        .await;
+    assert_eq!(denied["decision"], "deny");
+    assert_eq!(denied["hook"], "a-block");
+    assert!(denied["code"].is_string() && denied["message"].is_string());
+    assert_eq!(
+        denied["hooks"].as_array().unwrap().len(),
+        1,
+        "a deny stops the chain"
+    );
+
+    let allowed = server
+        .post(
+            "/v1/sync/PreRegistration",
+            json!({"payload": {"email": "ada@example.com"}}),
+        )
+        .await;
+    assert_eq!(allowed["decision"], "allow");
+    assert_eq!(allowed["payload"]["customData"]["plan"], "free");
+    assert_eq!(
+        allowed["patch"],
+        json!([{"op": "add", "path": "/customData", "value": {"plan": "free"}}])
+    );
+    assert_eq!(allowed["hooks"].as_array().unwrap().len(), 2);
+
+    let started = Instant::now();
+    let open = server
+        .post("/v1/sync/PostSignIn", json!({"payload": {"userId": "u1"}}))
+        .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the trigger's deadline held"
+    );
+    assert_eq!(open["decision"], "allow", "on_error = allow fails open");
+    assert_eq!(open["hooks"][0]["outcome"], "error");
+    assert!(open["hooks"][0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("deadline"));
+    let closed = server
+        .post(
+            "/v1/sync/Token",
+            json!({"payload": {"userId": "u1"}, "deadline_ms": 100}),
+        )
+        .await;
+    assert_eq!(closed["decision"], "deny", "on_error = deny fails closed");
+    assert_eq!(closed["code"], "hook_failed");
+
+    let nothing = server
+        .post("/v1/sync/Unbound", json!({"payload": {"a": 1}}))
+        .await;
+    assert_eq!(
+        (nothing["decision"].clone(), nothing["patch"].clone()),
+        (json!("allow"), json!([]))
+    );
+    let (status, body) = server
+        .call(
+            Method::POST,
+            "/v1/sync/PostSignIn",
+            Some(json!({"payload": [1]})),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_request")
+    );
+    assert!(
+        server.get("/healthz").await["status"] == "ok",
+        "still serving"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_keeps_hooks_plugins_and_pending_deliveries_without_recompiling() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on this port yet: the first attempt fails to connect.
+    let port = {
+        let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        socket.local_addr().unwrap().port()
+    };
+    let config = format!(
+        "{LOOPBACK}[retry]\nschedule = [\"1s\", \"1s\", \"1s\", \"1s\", \"1s\", \"1s\"]\njitter = 0.0\n\
+         [[plugins]]\nname = \"enrich\"\npath = \"{}\"\n\
+         [[hooks]]\nid = \"declared\"\nevents = [\"PostSignIn\"]\n\
+         steps = [{{ plugin = \"enrich\", config = {{ tenant = \"acme\" }} }}]\n\
+         webhook = {{ url = \"http://127.0.0.1:{port}/hook\" }}\n",
+        plugin("enrich").display()
+    );
+    let server = Server::start(dir.path(), &config);
+    let key = server.get("/v1/hooks/declared").await["spec"]["webhook"]["signing_key"].clone();
+    let ingested = server
+        .post(
+            "/v1/events",
+            json!({"event": "PostSignIn", "payload": sign_in()}),
+        )
+        .await;
+    let delivery = ingested["deliveries"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    server
+        .wait_until(&format!("/v1/deliveries/{delivery}"), |d| {
+            d["attempts"].as_array().is_some_and(|a| !a.is_empty())
+        })
+        .await;
+    assert!(server
+        .metrics()
+        .await
+        .contains("wasmhooks_plugin_loads_total{origin=\"compiled\"} 1"));
+    assert!(server.terminate().success());
+
+    // The receiver comes up; the host restarts from the same data directory.
+    let script = Script::new(vec![ok()]);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let _receiver = script.start_on(listener);
+    let started = Instant::now();
+    let server = Server::start(dir.path(), &config);
+    let restart = started.elapsed();
+    let hook = server.get("/v1/hooks/declared").await;
+    assert_eq!(
+        hook["spec"]["webhook"]["signing_key"], key,
+        "declared hooks keep their keys"
+    );
+    assert_eq!(
+        server.get("/v1/plugins").await["plugins"][0]["name"],
+        "enrich"
+    );
+    let seen = script.wait_for(1, Duration::from_secs(20)).await;
+    let body: Value = serde_json::from_slice(&seen[0].body).unwrap();
+    assert_eq!(body["tenant"], "acme");
+    server
+        .wait_until(&format!("/v1/deliveries/{delivery}"), |d| {
+            d["delivery"]["status"] == "succeeded"
+        })
+        .await;
+    let metrics = server.metrics().await;
+    assert!(
+        metrics.contains("wasmhooks_plugin_loads_total{origin=\"cache\"} 1")
+            && !metrics.contains("origin=\"compiled\""),
+        "the restart loaded the plugin from the compile cache:\n{metrics}"
+    );
+    eprintln!("restart to listening: {restart:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_deliveries_in_flight_then_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = Script::new(vec![(200, vec![], Duration::from_millis(800))]);
+    let receiver = script.start().await;
+    let server = Server::start(dir.path(), LOOPBACK);
+    server
+        .post(
+            "/v1/hooks",
+            json!({"id": "slow", "events": ["PostSignIn"], "webhook": {"url": receiver.url("/slow")}}),
+        )
+        .await;
+    let ingested = server
+        .post(
+            "/v1/events",
+            json!({"event": "PostSignIn", "payload": sign_in()}),
+        )
+        .await;
+    let delivery = ingested["deliveries"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    script.wait_for(1, Duration::from_secs(20)).await;
+    let started = Instant::now();
+    let exit = server.terminate();
+    assert!(exit.success(), "{exit:?}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "it waited for the slow receiver"
+    );
+
+    let server = Server::start(dir.path(), LOOPBACK);
+    let detail = server.get(&format!("/v1/deliveries/{delivery}")).await;
+    assert_eq!(detail["delivery"]["status"], "succeeded", "{detail}");
+    assert_eq!(detail["attempts"].as_array().unwrap().len(), 1);
+    assert_eq!(script.seen().len(), 1, "not sent twice");
+}
