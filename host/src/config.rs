@@ -44,6 +44,10 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Largest plugin upload, in bytes.
     pub max_plugin_bytes: usize,
+    /// Events, deliveries and attempt logs older than this are deleted once
+    /// finished, e.g. `30days`; `0s` keeps everything.
+    #[serde(with = "crate::delivery::policy::duration_text")]
+    pub retention: Duration,
     /// Per-call plugin limits.
     pub limits: LimitsConfig,
     /// Delivery workers.
@@ -198,6 +202,7 @@ impl Default for Config {
             events: Vec::new(),
             max_body_bytes: 1 << 20,
             max_plugin_bytes: 32 << 20,
+            retention: Duration::from_secs(30 * 86_400),
             limits: LimitsConfig::default(),
             delivery: DeliveryConfig::default(),
             retry: RetryPolicy::default(),
@@ -210,7 +215,7 @@ impl Default for Config {
 
 /// Top-level keys environment variables may set; other `WASMHOOKS_...`
 /// variables belong to something else and are left alone.
-const ENV_KEYS: [&str; 14] = [
+const ENV_KEYS: [&str; 15] = [
     "listen",
     "data_dir",
     "database_url",
@@ -221,6 +226,7 @@ const ENV_KEYS: [&str; 14] = [
     "events",
     "max_body_bytes",
     "max_plugin_bytes",
+    "retention",
     "limits",
     "delivery",
     "retry",
@@ -289,6 +295,7 @@ impl Config {
         host.private_networks = self.private_networks.clone();
         host.custom_events = self.events.clone();
         host.default_retry = self.retry.clone();
+        host.retention = (!self.retention.is_zero()).then_some(self.retention);
         host.sync = SyncSettings {
             default_deadline: self.sync.deadline,
             deadlines: self

@@ -71,6 +71,10 @@ pub struct HostConfig {
     pub max_response_body: usize,
     /// The retry policy of webhooks that do not set their own.
     pub default_retry: RetryPolicy,
+    /// Events (with their deliveries and attempt logs) older than this are
+    /// deleted once every delivery of theirs has finished; `None` keeps
+    /// everything.
+    pub retention: Option<Duration>,
 }
 
 impl HostConfig {
@@ -88,6 +92,7 @@ impl HostConfig {
             sync: SyncSettings::default(),
             max_response_body: 16 << 10,
             default_retry: RetryPolicy::default(),
+            retention: Some(Duration::from_secs(30 * 86_400)),
         }
     }
 }
@@ -310,6 +315,9 @@ impl Host {
         let worker = config
             .deliver
             .then(|| tokio::spawn(dispatcher.clone().run(shutdown.clone())));
+        if let Some(retention) = config.retention {
+            tokio::spawn(prune_forever(store.clone(), retention, shutdown.clone()));
+        }
         Ok(Host {
             inner: Arc::new(Inner {
                 store,
@@ -780,6 +788,23 @@ impl Host {
     pub async fn metrics(&self) -> HostResult<String> {
         let depth = self.inner.store.queue_depth().await?;
         Ok(self.inner.metrics.render(&depth))
+    }
+}
+
+/// Delete what is older than `retention`, now and then every hour, until
+/// `shutdown`.
+async fn prune_forever(store: SharedStore, retention: Duration, shutdown: CancellationToken) {
+    loop {
+        let before = now_ms() - retention.as_millis() as Millis;
+        match store.prune(before, 500).await {
+            Ok(0) => {}
+            Ok(count) => tracing::info!(count, "pruned events past their retention"),
+            Err(e) => tracing::warn!(error = %e, "pruning old events failed"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            () = shutdown.cancelled() => return,
+        }
     }
 }
 
