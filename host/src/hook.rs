@@ -64,12 +64,18 @@ pub enum OnError {
     Allow,
 }
 
-/// One plugin step with what it is granted.
+/// One step: a registered plugin or a JavaScript snippet, with what it is
+/// granted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
-    /// Name of a registered plugin.
-    pub plugin: String,
+    /// Name of a registered plugin (or give `snippet`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<String>,
+    /// JavaScript run by the built-in engine (or give `plugin`):
+    /// `export default function (event, ctx) { ... }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snippet: Option<String>,
     /// Config values for the plugin.
     #[serde(default)]
     pub config: BTreeMap<String, String>,
@@ -81,14 +87,61 @@ pub struct Step {
     pub http: HttpGrant,
 }
 
+/// The name the built-in JavaScript engine runs under.
+pub const JS_ENGINE: &str = "wasmhooks:js";
+
+/// Config keys the JavaScript engine reserves.
+pub const SNIPPET_KEY: &str = "wasmhooks.snippet";
+/// Set to ask the engine only to parse the snippet.
+pub const CHECK_KEY: &str = "wasmhooks.check";
+
+/// Largest snippet accepted, in bytes.
+pub const MAX_SNIPPET_BYTES: usize = 64 << 10;
+
 impl Step {
-    /// The grants this step gives its plugin.
+    /// The plugin that runs this step: the named one, or the JavaScript engine.
+    pub fn engine(&self) -> &str {
+        self.plugin.as_deref().unwrap_or(JS_ENGINE)
+    }
+
+    /// The step as messages name it: `plugin `x`` or `snippet`.
+    pub fn label(&self) -> String {
+        match &self.plugin {
+            Some(name) => format!("plugin `{name}`"),
+            None => "snippet".into(),
+        }
+    }
+
+    /// The grants this step gives its plugin; a snippet's source travels in
+    /// the engine's config.
     pub fn grants(&self) -> Grants {
+        let mut config = self.config.clone();
+        if let Some(source) = &self.snippet {
+            config.insert(SNIPPET_KEY.into(), source.clone());
+        }
         Grants {
-            config: self.config.clone(),
+            config,
             secrets: self.secrets.clone(),
             http: self.http.clone(),
         }
+    }
+
+    fn validate(&self, index: usize) -> Result<(), HookError> {
+        let at = |m: String| HookError(format!("steps[{index}]: {m}"));
+        match (&self.plugin, &self.snippet) {
+            (Some(name), None) => {
+                crate::store::validate_plugin_name(name).map_err(|e| at(e.to_string()))?
+            }
+            (None, Some(source)) if source.len() > MAX_SNIPPET_BYTES => {
+                return Err(at(format!("the snippet is over {MAX_SNIPPET_BYTES} bytes")))
+            }
+            (None, Some(_)) => {}
+            _ => return Err(at("a step has either a `plugin` or a `snippet`".into())),
+        }
+        if let Some(key) = self.config.keys().find(|k| k.starts_with("wasmhooks.")) {
+            return Err(at(format!("config key `{key}` is reserved")));
+        }
+        Ok(())
     }
 }
 
@@ -208,9 +261,8 @@ impl HookSpec {
                 ))
             }
         }
-        for step in &self.steps {
-            crate::store::validate_plugin_name(&step.plugin)
-                .map_err(|e| HookError(e.to_string()))?;
+        for (index, step) in self.steps.iter().enumerate() {
+            step.validate(index)?;
         }
         Ok(())
     }

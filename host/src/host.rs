@@ -31,7 +31,7 @@ use crate::delivery::policy::RetryPolicy;
 use crate::delivery::sender::Sender;
 use crate::delivery::signing::{generate_signing_key, WebhookSecret};
 use crate::event::{sample_payload, Catalogue, EventError, LOGTO_EVENTS};
-use crate::hook::{HookSpec, SecretEntry};
+use crate::hook::{HookSpec, SecretEntry, CHECK_KEY, SNIPPET_KEY};
 use crate::metrics::Metrics;
 use crate::pipeline::PluginRegistry;
 use crate::runtime::{content_hash, Runtime, RuntimeConfig};
@@ -545,11 +545,17 @@ impl Host {
         let mut spec = HookSpec::from_json(spec, &self.catalogue())
             .map_err(|e| HostError::InvalidHook(e.0))?;
         for (i, step) in spec.steps.iter().enumerate() {
-            if self.inner.store.get_plugin(&step.plugin).await?.is_none() {
-                return Err(HostError::InvalidHook(format!(
-                    "steps[{i}]: plugin `{}` is not registered",
-                    step.plugin
-                )));
+            if let Some(name) = &step.plugin {
+                if self.inner.store.get_plugin(name).await?.is_none() {
+                    return Err(HostError::InvalidHook(format!(
+                        "steps[{i}]: plugin `{name}` is not registered"
+                    )));
+                }
+            }
+            if let Some(source) = &step.snippet {
+                self.check_snippet(source)
+                    .await
+                    .map_err(|e| HostError::InvalidHook(format!("steps[{i}]: {e}")))?;
             }
         }
         if let Some(webhook) = &mut spec.webhook {
@@ -562,6 +568,33 @@ impl Host {
             }
         }
         Ok(spec)
+    }
+
+    /// Parse a JavaScript snippet without running it; the error gives the
+    /// line and column of a syntax error.
+    pub async fn check_snippet(&self, source: &str) -> Result<(), String> {
+        let engine = self.inner.plugins.js_engine().await?;
+        let grants = Arc::new(crate::runtime::Grants {
+            config: [
+                (SNIPPET_KEY.to_string(), source.to_string()),
+                (CHECK_KEY.to_string(), "1".to_string()),
+            ]
+            .into(),
+            ..Default::default()
+        });
+        let event = crate::runtime::PluginEvent {
+            id: store::new_id("check"),
+            name: "SnippetCheck".into(),
+            created_at: "1970-01-01T00:00:00.000Z".into(),
+            payload: serde_json::value::RawValue::from_string("{}".into()).expect("`{}` is JSON"),
+            hook_id: String::new(),
+            trigger: None,
+        };
+        match engine.call(&event, &grants).await.result {
+            Ok(_) => Ok(()),
+            Err(crate::runtime::PluginError::Failed(message)) => Err(message),
+            Err(e) => Err(e.to_string()),
+        }
     }
 
     /// One hook.
@@ -724,6 +757,11 @@ impl Host {
     /// bad upload changes nothing.
     pub async fn put_plugin(&self, name: &str, bytes: Vec<u8>) -> HostResult<PluginRecord> {
         store::validate_plugin_name(name)?;
+        if name.starts_with("wasmhooks:") {
+            return Err(HostError::Invalid(format!(
+                "plugin names starting with `wasmhooks:` are reserved (`{name}`)"
+            )));
+        }
         let runtime = self.inner.plugins.runtime().clone();
         let loading = bytes.clone();
         let plugin = tokio::task::spawn_blocking(move || runtime.load(&loading))

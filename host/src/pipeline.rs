@@ -5,11 +5,15 @@
 //! A plugin is read again after `ttl`, so an upload by another host process
 //! on the same database is seen; its machine code is reused while its
 //! content hash is unchanged, and a burst of first calls compiles it once.
+//!
+//! The built-in JavaScript engine ([`JS_ENGINE`]) is not in the store: it
+//! is embedded in the binary, built from `plugins/js` by the build script.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::hook::JS_ENGINE;
 use crate::metrics::Metrics;
 use crate::runtime::{CallReport, Grants, Origin, Plugin, PluginEvent, Runtime};
 use crate::store::SharedStore;
@@ -23,6 +27,16 @@ pub struct PluginRegistry {
     plugins: Mutex<HashMap<String, Arc<Loaded>>>,
     /// Held while a plugin is (re)loaded.
     loading: tokio::sync::Mutex<()>,
+    /// The JavaScript engine, loaded on first use.
+    js: tokio::sync::OnceCell<Plugin>,
+}
+
+/// The JavaScript engine component, built from `plugins/js`.
+static JS_ENGINE_WASM: &[u8] = include_bytes!(env!("WASMHOOKS_JS_ENGINE"));
+
+/// The built-in JavaScript engine component's bytes.
+pub fn js_engine_wasm() -> &'static [u8] {
+    JS_ENGINE_WASM
 }
 
 struct Loaded {
@@ -43,6 +57,7 @@ impl PluginRegistry {
             metrics,
             plugins: Mutex::default(),
             loading: tokio::sync::Mutex::new(()),
+            js: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -54,6 +69,9 @@ impl PluginRegistry {
     /// The plugin registered as `name`, ready to call; the error says why
     /// it cannot be had (not registered, not loadable, store down).
     pub async fn get(&self, name: &str) -> Result<Plugin, String> {
+        if name == JS_ENGINE {
+            return self.js_engine().await;
+        }
         let fresh = |p: &Arc<Loaded>| p.fetched.elapsed() < self.ttl;
         if let Some(p) = self.cached(name).filter(fresh) {
             return Ok(p.plugin.clone());
@@ -83,6 +101,26 @@ impl PluginRegistry {
                 Ok(plugin)
             }
         }
+    }
+
+    /// The built-in JavaScript engine, compiled (or read from the compile
+    /// cache) on first use.
+    pub async fn js_engine(&self) -> Result<Plugin, String> {
+        self.js
+            .get_or_try_init(|| async {
+                let runtime = self.runtime.clone();
+                let plugin = tokio::task::spawn_blocking(move || runtime.load(JS_ENGINE_WASM))
+                    .await
+                    .map_err(|e| format!("loading the JavaScript engine: {e}"))?
+                    .map_err(|e| format!("loading the JavaScript engine: {e}"))?;
+                self.metrics.plugin_load(match plugin.origin() {
+                    Origin::Compiled => "compiled",
+                    Origin::Cache => "cache",
+                });
+                Ok(plugin)
+            })
+            .await
+            .cloned()
     }
 
     /// Call plugin `name` (as [`PluginRegistry::get`] returned it) on

@@ -277,7 +277,7 @@ impl SyncEngine {
             if Instant::now() >= deadline {
                 return Err("the trigger's deadline passed before the hook ran".into());
             }
-            let plugin = self.plugins.get(&step.plugin).await?;
+            let plugin = self.plugins.get(step.engine()).await?;
             let event = PluginEvent {
                 id: new_id("sync"),
                 name: trigger.to_string(),
@@ -291,9 +291,9 @@ impl SyncEngine {
             let until = deadline.min(Instant::now() + limit);
             let report = self
                 .plugins
-                .call(&step.plugin, &plugin, &event, grants, until)
+                .call(step.engine(), &plugin, &event, grants, until)
                 .await;
-            let fail = |e: String| format!("step `{}`: {e}", step.plugin);
+            let fail = |e: String| format!("{}: {e}", step.label());
             match report.result.map_err(|e| fail(e.to_string()))? {
                 Outcome::Deny { code, message } => return Ok(Step::Deny { code, message }),
                 Outcome::Allow { patch: None } | Outcome::Continue { payload: None, .. } => {}

@@ -10,7 +10,6 @@
 //! - [`db`]: fresh SQLite files and PostgreSQL databases for store tests.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 pub mod db;
@@ -50,24 +49,11 @@ pub fn plugin_bytes(name: &str) -> Vec<u8> {
 
 /// Install the wasm32-wasip2 target when rustup lacks it.
 pub fn ensure_wasm_target() {
-    let installed = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains("wasm32-wasip2"))
-        .unwrap_or(false);
-    if !installed {
-        let status = Command::new("rustup")
-            .args(["target", "add", "wasm32-wasip2"])
-            .status()
-            .expect("run rustup");
-        assert!(status.success(), "rustup target add wasm32-wasip2 failed");
-    }
+    wasmhooks_build::ensure_wasm_target().expect("the wasm32-wasip2 target");
 }
 
 fn build_plugins() -> PathBuf {
-    ensure_wasm_target();
     let root = workspace_root();
-    let target_dir = wasm_target_dir();
     let mut packages: Vec<String> = std::fs::read_dir(root.join("plugins"))
         .expect("list plugins/")
         .filter_map(|e| e.ok())
@@ -75,29 +61,8 @@ fn build_plugins() -> PathBuf {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     packages.sort();
-    let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cargo
-        .current_dir(root)
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-            "--target-dir",
-        ])
-        .arg(&target_dir)
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("CARGO_BUILD_TARGET");
-    for p in &packages {
-        cargo.args(["-p", p]);
-    }
-    let status = cargo.status().expect("run cargo to build the plugins");
-    assert!(
-        status.success(),
-        "building the plugins to wasm32-wasip2 failed"
-    );
-    target_dir.join("wasm32-wasip2").join("release")
+    let packages: Vec<&str> = packages.iter().map(String::as_str).collect();
+    wasmhooks_build::build(root, &wasm_target_dir(), &packages).expect("build the plugins")
 }
 
 /// Where plugins are built: `wasm/` inside the cargo target directory.
@@ -106,7 +71,7 @@ pub fn wasm_target_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(|dir| workspace_root().join(dir))
         .unwrap_or_else(|| workspace_root().join("target"));
-    target.join("wasm")
+    wasmhooks_build::wasm_dir(&target)
 }
 
 /// A real HTTP server on 127.0.0.1, on a free port, serving `router` until

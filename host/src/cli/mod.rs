@@ -3,6 +3,7 @@
 
 mod plugin;
 mod serve;
+mod snippet;
 
 use std::process::ExitCode;
 
@@ -23,6 +24,9 @@ enum Command {
     /// Write, try and inspect plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// Try JavaScript snippets.
+    #[command(subcommand)]
+    Snippet(snippet::SnippetCommand),
 }
 
 impl Cli {
@@ -31,6 +35,10 @@ impl Cli {
         match self.command {
             Command::Serve(args) => args.run().await,
             Command::Plugin(command) => {
+                init_logging(false, "warn");
+                command.run().await
+            }
+            Command::Snippet(command) => {
                 init_logging(false, "warn");
                 command.run().await
             }

@@ -30,29 +30,36 @@ pub(crate) enum PluginCommand {
 pub(crate) struct RunArgs {
     /// The plugin component (`.wasm`).
     plugin: PathBuf,
+    #[command(flatten)]
+    call: CallArgs,
+}
+
+/// How to call a plugin or snippet once: the event, its grants and limits.
+#[derive(Debug, Args)]
+pub(crate) struct CallArgs {
     /// The event as JSON, from a file or `-` for stdin: either
     /// `{"event": "PostSignIn", "payload": {...}}` or a Logto webhook body
     /// (whose `event` field names the event).
     #[arg(long)]
     event: String,
-    /// A config value for the plugin, `key=value`; repeatable.
+    /// A config value, `key=value`; repeatable.
     #[arg(long = "config", value_name = "KEY=VALUE", value_parser = key_value)]
     config: Vec<(String, String)>,
-    /// A secret for the plugin, `key=value`; repeatable.
+    /// A secret, `key=value`; repeatable.
     #[arg(long = "secret", value_name = "KEY=VALUE", value_parser = key_value)]
     secrets: Vec<(String, String)>,
-    /// A host the plugin may call over HTTP (`api.example.com`,
+    /// A host the call may reach over HTTP (`api.example.com`,
     /// `*.example.com`, `host:port`, `*`); repeatable.
     #[arg(long = "allow-host", value_name = "HOST")]
     allow_hosts: Vec<HostPattern>,
-    /// A private network the plugin may reach anyway, e.g. `127.0.0.1/32`; repeatable.
+    /// A private network the call may reach anyway, e.g. `127.0.0.1/32`; repeatable.
     #[arg(long = "allow-network", value_name = "CIDR")]
     allow_networks: Vec<ipnet::IpNet>,
     /// Name of the synchronous trigger to answer (implies --sync).
     #[arg(long)]
     trigger: Option<String>,
-    /// Call the plugin as a synchronous hook (allow/deny); the trigger is
-    /// named after the event unless --trigger says otherwise.
+    /// Call as a synchronous hook (allow/deny); the trigger is named after
+    /// the event unless --trigger says otherwise.
     #[arg(long)]
     sync: bool,
     /// Time limit for the call, in milliseconds.
@@ -153,28 +160,46 @@ fn read_event(source: &str, trigger: Option<String>) -> anyhow::Result<PluginEve
 async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let bytes = std::fs::read(&args.plugin)
         .with_context(|| format!("reading `{}`", args.plugin.display()))?;
-    let mut event = read_event(&args.event, None)?;
-    if args.sync || args.trigger.is_some() {
-        event.trigger = Some(args.trigger.clone().unwrap_or_else(|| event.name.clone()));
+    call_once(
+        &bytes,
+        &args.plugin.display().to_string(),
+        args.call,
+        Vec::new(),
+    )
+    .await
+}
+
+/// Load `bytes` (named `what` in errors), call it once as `call` says with
+/// `extra_config` added, print the report as JSON, and exit non-zero on
+/// failure: `plugin run` and `snippet run`.
+pub(crate) async fn call_once(
+    bytes: &[u8],
+    what: &str,
+    call: CallArgs,
+    extra_config: Vec<(String, String)>,
+) -> anyhow::Result<ExitCode> {
+    let mut event = read_event(&call.event, None)?;
+    if call.sync || call.trigger.is_some() {
+        event.trigger = Some(call.trigger.clone().unwrap_or_else(|| event.name.clone()));
     }
     let runtime = Runtime::new(RuntimeConfig {
         limits: Limits {
-            timeout: Duration::from_millis(args.timeout_ms),
-            memory_bytes: args.memory_mib << 20,
+            timeout: Duration::from_millis(call.timeout_ms),
+            memory_bytes: call.memory_mib << 20,
             ..Limits::default()
         },
-        cache_dir: args.cache_dir,
+        cache_dir: call.cache_dir,
         max_instances: 4,
     })?;
     let plugin = runtime
-        .load(&bytes)
-        .with_context(|| format!("loading `{}`", args.plugin.display()))?;
+        .load(bytes)
+        .with_context(|| format!("loading `{what}`"))?;
     let grants = Arc::new(Grants {
-        config: args.config.into_iter().collect(),
-        secrets: args.secrets.into_iter().collect(),
+        config: call.config.into_iter().chain(extra_config).collect(),
+        secrets: call.secrets.into_iter().collect(),
         http: crate::runtime::HttpGrant {
-            hosts: args.allow_hosts,
-            private_networks: args.allow_networks,
+            hosts: call.allow_hosts,
+            private_networks: call.allow_networks,
         },
     });
     let report = plugin.call(&event, &grants).await;

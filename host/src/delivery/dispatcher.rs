@@ -437,7 +437,7 @@ impl Dispatcher {
         let mut payload = claimed.payload.clone();
         let mut headers = Vec::new();
         for (step, grants) in spec.steps.iter().zip(&hook.grants) {
-            let plugin = match self.plugins.get(&step.plugin).await {
+            let plugin = match self.plugins.get(step.engine()).await {
                 Ok(plugin) => plugin,
                 Err(message) => match spec.on_step_error {
                     OnStepError::Fail => return Steps::Failed(message),
@@ -458,7 +458,7 @@ impl Dispatcher {
             let deadline = tokio::time::Instant::now() + self.plugins.runtime().limits().timeout;
             let report = self
                 .plugins
-                .call(&step.plugin, &plugin, &event, grants, deadline)
+                .call(step.engine(), &plugin, &event, grants, deadline)
                 .await;
             match report.result {
                 Ok(Outcome::Continue {
@@ -471,20 +471,18 @@ impl Dispatcher {
                     headers.extend(added);
                 }
                 Ok(Outcome::Cancel { reason }) => {
-                    return Steps::Cancel(format!("step `{}`: {reason}", step.plugin))
+                    return Steps::Cancel(format!("{}: {reason}", step.label()))
                 }
                 Ok(other) => {
                     return Steps::Failed(format!(
-                        "step `{}` answered {other:?} to a delivery",
-                        step.plugin
+                        "{} answered {other:?} to a delivery",
+                        step.label()
                     ))
                 }
                 Err(e) => match spec.on_step_error {
-                    OnStepError::Fail => {
-                        return Steps::Failed(format!("step `{}`: {e}", step.plugin))
-                    }
+                    OnStepError::Fail => return Steps::Failed(format!("{}: {e}", step.label())),
                     OnStepError::Skip => {
-                        tracing::warn!(plugin = %step.plugin, error = %e, "step failed; skipped by the hook's policy")
+                        tracing::warn!(step = %step.label(), error = %e, "step failed; skipped by the hook's policy")
                     }
                 },
             }
