@@ -64,14 +64,19 @@ where
 
 async fn plugin_call(plugin: &Plugin, event: &PluginEvent, grants: &Arc<Grants>) {
     match plugin.call(event, grants).await.result {
-        Ok(Outcome::Continue { payload: Some(_), .. }) => {}
+        Ok(Outcome::Continue {
+            payload: Some(_), ..
+        }) => {}
         other => panic!("unexpected {other:?}"),
     }
 }
 
 fn main() {
     let text = payload().to_string();
-    println!("1 KB JSON transform ({} bytes), {CALLS} calls each, fresh instance per call", text.len());
+    println!(
+        "1 KB JSON transform ({} bytes), {CALLS} calls each, fresh instance per call",
+        text.len()
+    );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -94,11 +99,15 @@ fn main() {
             .load(&std::fs::read(wasmhooks_testkit::plugin("enrich")).unwrap())
             .unwrap();
         let grants = Arc::new(Grants {
-            config: [("user.tenant".to_string(), "acme".to_string()), ("meta.source".to_string(), "plugin".to_string())].into(),
+            config: [
+                ("user.tenant".to_string(), "acme".to_string()),
+                ("meta.source".to_string(), "plugin".to_string()),
+            ]
+            .into(),
             ..Grants::default()
         });
         let plugin = percentiles(|| plugin_call(&enrich, &event, &grants)).await;
-        let engine = wasm.load(wasmhooks::pipeline::js_engine_wasm()).unwrap();
+        let engine = wasmhooks::pipeline::load_js_engine(&wasm).await.unwrap();
         let snippet_grants = Arc::new(Grants {
             config: [
                 ("tenant".to_string(), "acme".to_string()),
@@ -108,9 +117,16 @@ fn main() {
             ..Grants::default()
         });
         let snippet = percentiles(|| plugin_call(&engine, &event, &snippet_grants)).await;
-        [("native Rust", native), ("wasm plugin (enrich)", plugin), ("JavaScript snippet", snippet)]
+        [
+            ("native Rust", native),
+            ("wasm plugin (enrich)", plugin),
+            ("JavaScript snippet", snippet),
+        ]
     });
-    println!("{:<24} {:>10} {:>10} {:>10}", "", "p50 µs", "p99 µs", "p50 x native");
+    println!(
+        "{:<24} {:>10} {:>10} {:>10}",
+        "", "p50 µs", "p99 µs", "p50 x native"
+    );
     let base = rows[0].1 .0.as_secs_f64();
     for (name, (p50, p99)) in rows {
         println!(

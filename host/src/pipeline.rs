@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::hook::JS_ENGINE;
 use crate::metrics::Metrics;
-use crate::runtime::{CallReport, Grants, Origin, Plugin, PluginEvent, Runtime};
+use crate::runtime::{content_hash, CallReport, Grants, Origin, Plugin, PluginEvent, Runtime};
 use crate::store::SharedStore;
 
 /// Loaded plugins by name.
@@ -34,9 +34,44 @@ pub struct PluginRegistry {
 /// The JavaScript engine component, built from `plugins/js`.
 static JS_ENGINE_WASM: &[u8] = include_bytes!(env!("WASMHOOKS_JS_ENGINE"));
 
-/// The built-in JavaScript engine component's bytes.
+/// The built-in JavaScript engine component's bytes, as built.
 pub fn js_engine_wasm() -> &'static [u8] {
     JS_ENGINE_WASM
+}
+
+/// Load the JavaScript engine into `runtime`, pre-initialised: its
+/// interpreter is built once and snapshotted, so calls do not pay for it.
+/// The pre-initialised component is kept beside the compile cache, keyed by
+/// the engine's hash, and built again only when the engine changes.
+pub async fn load_js_engine(runtime: &Runtime) -> Result<Plugin, String> {
+    let fail = |e: String| format!("loading the JavaScript engine: {e}");
+    let saved = runtime.cache_dir().map(|dir| {
+        dir.join(format!(
+            "js-engine-{}.preinit.wasm",
+            &content_hash(JS_ENGINE_WASM)[..16]
+        ))
+    });
+    let bytes = match saved.as_deref().map(std::fs::read) {
+        Some(Ok(bytes)) => bytes,
+        _ => {
+            let bytes = runtime
+                .preinitialize(JS_ENGINE_WASM, Duration::from_secs(30))
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            if let Some(path) = &saved {
+                // A failed write only costs the next start a pre-initialisation.
+                let _ = std::fs::create_dir_all(path.parent().expect("a file in a directory"))
+                    .and_then(|()| std::fs::write(path.with_extension("tmp"), &bytes))
+                    .and_then(|()| std::fs::rename(path.with_extension("tmp"), path));
+            }
+            bytes
+        }
+    };
+    let runtime = runtime.clone();
+    tokio::task::spawn_blocking(move || runtime.load(&bytes))
+        .await
+        .map_err(|e| fail(e.to_string()))?
+        .map_err(|e| fail(e.to_string()))
 }
 
 struct Loaded {
@@ -108,11 +143,7 @@ impl PluginRegistry {
     pub async fn js_engine(&self) -> Result<Plugin, String> {
         self.js
             .get_or_try_init(|| async {
-                let runtime = self.runtime.clone();
-                let plugin = tokio::task::spawn_blocking(move || runtime.load(JS_ENGINE_WASM))
-                    .await
-                    .map_err(|e| format!("loading the JavaScript engine: {e}"))?
-                    .map_err(|e| format!("loading the JavaScript engine: {e}"))?;
+                let plugin = load_js_engine(&self.runtime).await?;
                 self.metrics.plugin_load(match plugin.origin() {
                     Origin::Compiled => "compiled",
                     Origin::Cache => "cache",

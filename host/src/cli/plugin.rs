@@ -160,21 +160,23 @@ fn read_event(source: &str, trigger: Option<String>) -> anyhow::Result<PluginEve
 async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let bytes = std::fs::read(&args.plugin)
         .with_context(|| format!("reading `{}`", args.plugin.display()))?;
-    call_once(
-        &bytes,
-        &args.plugin.display().to_string(),
-        args.call,
-        Vec::new(),
-    )
-    .await
+    let what = args.plugin.display().to_string();
+    call_once(Component::Bytes(&bytes, &what), args.call, Vec::new()).await
 }
 
-/// Load `bytes` (named `what` in errors), call it once as `call` says with
-/// `extra_config` added, print the report as JSON, and exit non-zero on
-/// failure: `plugin run` and `snippet run`.
+/// What `call_once` runs.
+pub(crate) enum Component<'a> {
+    /// A component's bytes, and what to call it in errors.
+    Bytes(&'a [u8], &'a str),
+    /// The built-in JavaScript engine.
+    JsEngine,
+}
+
+/// Load `component`, call it once as `call` says with `extra_config`
+/// added, print the report as JSON, and exit non-zero on failure: `plugin
+/// run` and `snippet run`.
 pub(crate) async fn call_once(
-    bytes: &[u8],
-    what: &str,
+    component: Component<'_>,
     call: CallArgs,
     extra_config: Vec<(String, String)>,
 ) -> anyhow::Result<ExitCode> {
@@ -191,9 +193,14 @@ pub(crate) async fn call_once(
         cache_dir: call.cache_dir,
         max_instances: 4,
     })?;
-    let plugin = runtime
-        .load(bytes)
-        .with_context(|| format!("loading `{what}`"))?;
+    let plugin = match component {
+        Component::Bytes(bytes, what) => runtime
+            .load(bytes)
+            .with_context(|| format!("loading `{what}`"))?,
+        Component::JsEngine => crate::pipeline::load_js_engine(&runtime)
+            .await
+            .map_err(anyhow::Error::msg)?,
+    };
     let grants = Arc::new(Grants {
         config: call.config.into_iter().chain(extra_config).collect(),
         secrets: call.secrets.into_iter().collect(),

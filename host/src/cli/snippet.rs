@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use super::plugin::{call_once, CallArgs};
-use crate::hook::{JS_ENGINE, SNIPPET_KEY};
+use super::plugin::{call_once, CallArgs, Component};
+use crate::hook::SNIPPET_KEY;
 
 /// `wasmhooks snippet ...`
 #[derive(Debug, Subcommand)]
@@ -31,8 +31,7 @@ impl SnippetCommand {
         let source = std::fs::read_to_string(&args.file)
             .with_context(|| format!("reading `{}`", args.file.display()))?;
         call_once(
-            crate::pipeline::js_engine_wasm(),
-            JS_ENGINE,
+            Component::JsEngine,
             args.call,
             vec![(SNIPPET_KEY.to_string(), source)],
         )

@@ -201,6 +201,61 @@ impl Runtime {
         &self.inner.config.limits
     }
 
+    /// Where compiled components are cached, if anywhere.
+    pub fn cache_dir(&self) -> Option<&std::path::Path> {
+        self.inner.config.cache_dir.as_deref()
+    }
+
+    /// A store for one call: the call's grants, log sink, memory cap and
+    /// CPU deadline.
+    fn new_store(
+        &self,
+        grants: &Arc<Grants>,
+        logs: &LogSink,
+        deadline: Instant,
+    ) -> Store<HostState> {
+        let runtime = &self.inner;
+        let limits = &runtime.config.limits;
+        let outbound = Outbound {
+            grants: grants.clone(),
+            violation: Default::default(),
+            tls: runtime.tls.clone(),
+            max_response_bytes: limits.http_response_bytes,
+            deadline,
+        };
+        let state = HostState::new(grants.clone(), logs.clone(), outbound, limits.memory_bytes);
+        let mut store = Store::new(&runtime.engine, state);
+        store.limiter(|s| &mut s.memory);
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(ticks_until(deadline));
+        store
+    }
+
+    /// Pre-initialise a component (Wizer-style): instantiate it, call its
+    /// `wizer-initialize` export once, and return a component whose memory
+    /// starts as that call left it. Every call of the result is still a
+    /// fresh instance, of the initialised state. The initialiser may not
+    /// call imports; it runs within `budget`.
+    pub async fn preinitialize(
+        &self,
+        bytes: &[u8],
+        budget: Duration,
+    ) -> Result<Vec<u8>, PluginError> {
+        let logs = LogSink::new(self.limits().log_bytes);
+        let mut store =
+            self.new_store(&Arc::new(Grants::default()), &logs, Instant::now() + budget);
+        let linker = &self.inner.linker;
+        let (wasm, _) = wasmtime_wizer::Wizer::new()
+            // The component still lifts the export, so the core function stays.
+            .keep_init_func(true)
+            .run_component(&mut store, bytes, async |store, component| {
+                linker.instantiate_async(store, component).await
+            })
+            .await
+            .map_err(|e| PluginError::Host(format!("pre-initialising: {e:#}")))?;
+        Ok(wasm)
+    }
+
     /// Validate, compile (or read from the cache) and link a component.
     ///
     /// Fails with [`PluginError::InvalidComponent`] for bytes that are not a
@@ -337,21 +392,7 @@ impl Plugin {
         logs: &LogSink,
         deadline: Instant,
     ) -> Store<HostState> {
-        let runtime = &self.inner.runtime.inner;
-        let limits = &runtime.config.limits;
-        let outbound = Outbound {
-            grants: grants.clone(),
-            violation: Default::default(),
-            tls: runtime.tls.clone(),
-            max_response_bytes: limits.http_response_bytes,
-            deadline,
-        };
-        let state = HostState::new(grants.clone(), logs.clone(), outbound, limits.memory_bytes);
-        let mut store = Store::new(&runtime.engine, state);
-        store.limiter(|s| &mut s.memory);
-        store.epoch_deadline_trap();
-        store.set_epoch_deadline(ticks_until(deadline));
-        store
+        self.inner.runtime.new_store(grants, logs, deadline)
     }
 
     async fn instantiate(&self, store: &mut Store<HostState>) -> Result<Hook, PluginError> {

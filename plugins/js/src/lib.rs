@@ -24,11 +24,34 @@
 //! With `wasmhooks.check` set, the snippet is only parsed: a syntax error
 //! comes back with its line and column, and nothing runs.
 //!
+//! The component targets the `preinit-hook` world: the host calls
+//! `wizer-initialize` once, which builds the interpreter and its prelude,
+//! and snapshots that state, so a call starts with the interpreter ready.
+//! Each call is still a fresh instance of the snapshot.
+//!
 //! [Boa]: https://boajs.dev
+
+use std::cell::RefCell;
 
 use boa_engine::builtins::promise::PromiseState;
 use boa_engine::{js_string, Context, JsResult, JsValue, Module, NativeFunction, Source};
-use wasmhooks_sdk::{config, export_hook, log, secrets, Error, Event, Hook, Outcome, Value};
+use serde_json::Value;
+
+#[allow(missing_docs, clippy::all, unsafe_code)]
+mod bindings {
+    wit_bindgen::generate!({
+        path: "../../plugin-sdk/wit",
+        world: "wasmhooks:hook/preinit-hook",
+        generate_all,
+    });
+}
+
+use bindings::wasmhooks::hook::log::Level as LogLevel;
+use bindings::wasmhooks::hook::types::{Denial, Event, Header, Outcome, Proceed};
+use bindings::wasmhooks::hook::{config, log, secrets};
+
+/// An error message for the host.
+type Error = String;
 
 /// The config key holding the snippet's source.
 pub const SNIPPET_KEY: &str = "wasmhooks.snippet";
@@ -73,13 +96,13 @@ struct Reported {
     #[serde(default)]
     cancel: Option<String>,
     #[serde(default)]
-    deny: Option<Denial>,
+    deny: Option<Denied>,
     #[serde(default)]
     headers: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(serde::Deserialize)]
-struct Denial {
+struct Denied {
     code: String,
     message: String,
 }
@@ -107,12 +130,13 @@ fn console(_: &JsValue, args: &[JsValue], context: &mut Context) -> JsResult<JsV
             .to_std_string_escaped())
     };
     let (level, message) = (text(0, context)?, text(1, context)?);
-    match level.as_str() {
-        "debug" => log::debug(&message),
-        "warn" => log::warn(&message),
-        "error" => log::error(&message),
-        _ => log::info(&message),
-    }
+    let level = match level.as_str() {
+        "debug" => LogLevel::Debug,
+        "warn" => LogLevel::Warn,
+        "error" => LogLevel::Error,
+        _ => LogLevel::Info,
+    };
+    log::write(level, &message);
     Ok(JsValue::undefined())
 }
 
@@ -121,18 +145,35 @@ fn new_context() -> Result<Context, Error> {
     let mut context = Context::default();
     context
         .register_global_callable(js_string!("__log"), 2, NativeFunction::from_fn_ptr(console))
-        .map_err(|e| Error::new(format!("engine setup: {e}")))?;
+        .map_err(|e| format!("engine setup: {e}"))?;
     context
         .register_global_callable(
             js_string!("__secret"),
             1,
             NativeFunction::from_fn_ptr(secret),
         )
-        .map_err(|e| Error::new(format!("engine setup: {e}")))?;
+        .map_err(|e| format!("engine setup: {e}"))?;
     context
         .eval(Source::from_bytes(PRELUDE))
-        .map_err(|e| Error::new(format!("engine setup: {e}")))?;
+        .map_err(|e| format!("engine setup: {e}"))?;
     Ok(context)
+}
+
+thread_local! {
+    /// The interpreter, built by `wizer-initialize` into the snapshot every
+    /// call starts from (or on first use when not pre-initialised).
+    static CONTEXT: RefCell<Option<Context>> = const { RefCell::new(None) };
+}
+
+/// Run `f` on the ready interpreter.
+fn with_context<T>(f: impl FnOnce(&mut Context) -> Result<T, Error>) -> Result<T, Error> {
+    CONTEXT.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(new_context()?);
+        }
+        f(slot.as_mut().expect("just set"))
+    })
 }
 
 /// The name a snippet's positions are reported under.
@@ -141,8 +182,7 @@ const SNIPPET_PATH: &str = "snippet.js";
 /// Parse the snippet as a module; the error names the position.
 fn parse(source: &str, context: &mut Context) -> Result<Module, Error> {
     let source = Source::from_bytes(source).with_path(std::path::Path::new(SNIPPET_PATH));
-    Module::parse(source, None, context)
-        .map_err(|e| Error::new(format!("snippet does not parse: {e}")))
+    Module::parse(source, None, context).map_err(|e| format!("snippet does not parse: {e}"))
 }
 
 /// An exception as a person reads it: the message, then at most five
@@ -155,60 +195,58 @@ fn thrown(e: impl std::fmt::Display) -> Error {
         message.push('\n');
         message.push_str(frame.trim());
     }
-    Error::new(message)
+    message
 }
 
 /// Run the snippet's default export on `event`.
-fn run(source: &str, event: &Event) -> Result<Outcome, Error> {
-    let mut context = new_context()?;
-    let module = parse(source, &mut context)?;
-    let evaluated = module.load_link_evaluate(&mut context);
+fn run(source: &str, event: &Event, context: &mut Context) -> Result<Outcome, Error> {
+    let module = parse(source, context)?;
+    let evaluated = module.load_link_evaluate(context);
     let _ = context.run_jobs();
     if let PromiseState::Rejected(reason) = evaluated.state() {
         return Err(thrown(reason.display()));
     }
     let handler = module
-        .namespace(&mut context)
-        .get(js_string!("default"), &mut context)
-        .map_err(|e| Error::new(e.to_string()))?;
+        .namespace(context)
+        .get(js_string!("default"), context)
+        .map_err(|e| e.to_string())?;
     if !handler.is_callable() {
-        return Err(Error::new(
-            "a snippet must `export default function (event, ctx) { ... }`",
-        ));
+        return Err("a snippet must `export default function (event, ctx) { ... }`".into());
     }
-    let event_json = wasmhooks_sdk::serde_json::json!({
+    let payload: Value =
+        serde_json::from_str(&event.payload).map_err(|e| format!("event payload: {e}"))?;
+    let event_json = serde_json::json!({
         "id": event.id, "name": event.name, "createdAt": event.created_at,
-        "payload": event.payload, "hookId": event.hook_id, "trigger": event.trigger,
+        "payload": payload, "hookId": event.hook_id, "trigger": event.trigger,
     })
     .to_string();
-    let user_config = config_json();
     let run = context
         .global_object()
-        .get(js_string!("__run"), &mut context)
-        .map_err(|e| Error::new(e.to_string()))?;
+        .get(js_string!("__run"), context)
+        .map_err(|e| e.to_string())?;
     let args = [
         handler,
         JsValue::from(js_string!(event_json.as_str())),
-        JsValue::from(js_string!(user_config.as_str())),
+        JsValue::from(js_string!(config_json().as_str())),
     ];
     let answer = run
         .as_callable()
         .expect("the prelude defines __run")
-        .call(&JsValue::undefined(), &args, &mut context)
+        .call(&JsValue::undefined(), &args, context)
         .map_err(thrown)?;
     let _ = context.run_jobs();
     let text = answer
-        .to_string(&mut context)
-        .map_err(|e| Error::new(e.to_string()))?
+        .to_string(context)
+        .map_err(|e| e.to_string())?
         .to_std_string_escaped();
-    let reported: Reported = wasmhooks_sdk::serde_json::from_str(&text)
-        .map_err(|e| Error::new(format!("snippet result: {e}")))?;
-    Ok(outcome(reported, event.is_sync()))
+    let reported: Reported =
+        serde_json::from_str(&text).map_err(|e| format!("snippet result: {e}"))?;
+    Ok(outcome(reported, event.trigger.is_some()))
 }
 
 /// The config, without the engine's own keys, as JSON text.
 fn config_json() -> String {
-    let config: wasmhooks_sdk::serde_json::Map<String, Value> = config::all()
+    let config: serde_json::Map<String, Value> = config::get_all()
         .into_iter()
         .filter(|(k, _)| !k.starts_with("wasmhooks."))
         .map(|(k, v)| (k, Value::String(v)))
@@ -219,32 +257,52 @@ fn config_json() -> String {
 /// The plugin outcome for what the snippet reported.
 fn outcome(reported: Reported, sync: bool) -> Outcome {
     if let Some(denial) = reported.deny.filter(|_| sync) {
-        return Outcome::deny(denial.code, denial.message);
+        return Outcome::Deny(Denial {
+            code: denial.code,
+            message: denial.message,
+        });
     }
     if let Some(reason) = reported.cancel {
-        return Outcome::cancel(reason);
+        return Outcome::Cancel(reason);
     }
-    let mut outcome = match reported.payload {
-        Some(payload) => Outcome::payload(payload),
-        None => Outcome::unchanged(),
-    };
-    for (name, value) in reported.headers {
-        outcome = outcome.with_header(name, value);
-    }
-    outcome
+    Outcome::Continue(Proceed {
+        payload: reported.payload.map(|p| p.to_string()),
+        headers: reported
+            .headers
+            .into_iter()
+            .map(|(name, value)| Header { name, value })
+            .collect(),
+    })
 }
 
 struct Js;
 
-impl Hook for Js {
-    fn handle(event: Event) -> Result<Outcome, Error> {
-        let source = config::require(SNIPPET_KEY)?;
-        if config::get(CHECK_KEY).is_some() {
-            parse(&source, &mut new_context()?)?;
-            return Ok(Outcome::unchanged());
-        }
-        run(&source, &event)
+impl bindings::exports::wasmhooks::hook::handler::Guest for Js {
+    fn handle(event: Event) -> Result<Outcome, String> {
+        let source = config::get(SNIPPET_KEY)
+            .ok_or_else(|| format!("no snippet: config `{SNIPPET_KEY}` is missing"))?;
+        with_context(|context| {
+            if config::get(CHECK_KEY).is_some() {
+                parse(&source, context)?;
+                return Ok(Outcome::Continue(Proceed {
+                    payload: None,
+                    headers: Vec::new(),
+                }));
+            }
+            run(&source, &event, context)
+        })
     }
 }
 
-export_hook!(Js);
+impl bindings::Guest for Js {
+    fn wizer_initialize() {
+        with_context(|_| Ok(())).expect("the interpreter starts");
+    }
+}
+
+/// The component's exports (generated glue, hence the unsafe code).
+#[allow(unsafe_code)]
+mod exports {
+    use super::Js;
+    crate::bindings::export!(Js with_types_in crate::bindings);
+}
