@@ -27,6 +27,8 @@ pub struct Config {
     /// Directory for the SQLite database, compiled plugins and the
     /// generated admin token.
     pub data_dir: PathBuf,
+    /// Where compiled plugins are cached (default: `data_dir/cache`).
+    pub cache_dir: Option<PathBuf>,
     /// `postgres://user:pass@host/db` to use PostgreSQL instead of SQLite.
     pub database_url: Option<String>,
     /// `text` or `json` logs (on stderr).
@@ -194,6 +196,7 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8787)),
             data_dir: PathBuf::from("wasmhooks-data"),
+            cache_dir: None,
             database_url: None,
             log_format: LogFormat::Text,
             admin_tokens: Vec::new(),
@@ -215,9 +218,10 @@ impl Default for Config {
 
 /// Top-level keys environment variables may set; other `WASMHOOKS_...`
 /// variables belong to something else and are left alone.
-const ENV_KEYS: [&str; 15] = [
+const ENV_KEYS: [&str; 16] = [
     "listen",
     "data_dir",
+    "cache_dir",
     "database_url",
     "log_format",
     "admin_tokens",
@@ -284,7 +288,7 @@ impl Config {
                 log_bytes: l.log_bytes,
                 http_response_bytes: l.http_response_bytes,
             },
-            cache_dir: None,
+            cache_dir: self.cache_dir.clone(),
             max_instances: l.max_instances,
         };
         host.dispatch.max_in_flight = self.delivery.max_in_flight;

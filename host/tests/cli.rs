@@ -208,3 +208,92 @@ fn plugin_new_scaffolds_a_crate_that_builds_and_runs() {
         "not a valid crate name",
     );
 }
+
+#[test]
+fn snippet_run_prints_the_outcome_and_fails_on_exceptions() {
+    let dir = tempfile::tempdir().unwrap();
+    let event = write_event(
+        dir.path(),
+        r#"{"event": "PostSignIn", "payload": {"user": {"primaryEmail": "ada@example.com"}}}"#,
+    );
+    let cache = wasmhooks_testkit::shared_cache_dir().display().to_string();
+    let snippet = dir.path().join("tenant.js");
+    std::fs::write(
+        &snippet,
+        "export default function (event, ctx) {\n  console.log(`tenant ${ctx.config.tenant}`);\n  event.payload.tenant = ctx.config.tenant;\n  return event;\n}\n",
+    )
+    .unwrap();
+    let snippet = snippet.display().to_string();
+    let args = [
+        "snippet",
+        "run",
+        &snippet,
+        "--event",
+        &event,
+        "--config",
+        "tenant=acme",
+        "--cache-dir",
+        &cache,
+    ];
+    let output = wasmhooks(&args, None);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed = stdout_json(&output);
+    assert_eq!(printed["outcome"], "continue");
+    assert_eq!(printed["payload"]["tenant"], "acme");
+    assert_eq!(printed["logs"][0]["message"], "tenant acme");
+
+    std::fs::write(
+        dir.path().join("deny.js"),
+        "export default (e, ctx) => ctx.deny(\"closed\", \"Sign-ups are closed.\")",
+    )
+    .unwrap();
+    let deny = dir.path().join("deny.js").display().to_string();
+    let output = wasmhooks(
+        &[
+            "snippet",
+            "run",
+            &deny,
+            "--event",
+            &event,
+            "--sync",
+            "--cache-dir",
+            &cache,
+        ],
+        None,
+    );
+    let printed = stdout_json(&output);
+    assert_eq!(
+        (printed["outcome"].as_str(), printed["code"].as_str()),
+        (Some("deny"), Some("closed"))
+    );
+
+    std::fs::write(
+        dir.path().join("throw.js"),
+        "export default () => {\n  throw new Error(\"nope\");\n}",
+    )
+    .unwrap();
+    let throws = dir.path().join("throw.js").display().to_string();
+    let output = wasmhooks(
+        &[
+            "snippet",
+            "run",
+            &throws,
+            "--event",
+            &event,
+            "--cache-dir",
+            &cache,
+        ],
+        None,
+    );
+    assert!(!output.status.success());
+    let printed = stdout_json(&output);
+    let message = printed["message"].as_str().unwrap();
+    assert!(
+        message.contains("Error: nope") && message.contains("snippet.js:2:"),
+        "{message}"
+    );
+}

@@ -927,3 +927,58 @@ async fn sigterm_finishes_deliveries_in_flight_then_exits() {
     assert_eq!(detail["attempts"].as_array().unwrap().len(), 1);
     assert_eq!(script.seen().len(), 1, "not sent twice");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snippet_answers_a_sync_trigger_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "cache_dir = \"{}\"\n",
+        wasmhooks_testkit::shared_cache_dir().display()
+    );
+    let server = Server::start(dir.path(), &config);
+    let (status, body) = server
+        .call(
+            Method::POST,
+            "/v1/hooks",
+            Some(json!({"id": "bad", "sync": {"trigger": "PostSignIn"},
+                        "steps": [{"snippet": "export default (event) => {\n  return event.;\n}"}]})),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_hook")
+    );
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("line 2, col"), "{message}");
+    assert_eq!(server.get("/v1/hooks").await["hooks"], json!([]));
+
+    server
+        .post(
+            "/v1/hooks",
+            json!({"id": "mfa", "sync": {"trigger": "PostSignIn"},
+                   "steps": [{"snippet": "export default function (event, ctx) {\n  const { user } = event.payload;\n  if (!user?.mfaVerified && ctx.config.require === \"yes\") return ctx.deny(\"mfa_required\", \"Verify your second factor first.\");\n  event.payload.claims = { roles: user?.roles ?? [] };\n  return event;\n}",
+                              "config": {"require": "yes"}}]}),
+        )
+        .await;
+    let denied = server
+        .post(
+            "/v1/sync/PostSignIn",
+            json!({"payload": {"user": {"id": "u1"}}}),
+        )
+        .await;
+    assert_eq!(
+        (denied["decision"].clone(), denied["code"].clone()),
+        (json!("deny"), json!("mfa_required"))
+    );
+    let allowed = server
+        .post(
+            "/v1/sync/PostSignIn",
+            json!({"payload": {"user": {"id": "u1", "mfaVerified": true, "roles": ["admin"]}}}),
+        )
+        .await;
+    assert_eq!(allowed["decision"], "allow");
+    assert_eq!(
+        allowed["patch"],
+        json!([{"op": "add", "path": "/claims", "value": {"roles": ["admin"]}}])
+    );
+}

@@ -65,6 +65,12 @@ fn build_plugins() -> PathBuf {
     wasmhooks_build::build(root, &wasm_target_dir(), &packages).expect("build the plugins")
 }
 
+/// A compile cache shared by every test process: the JavaScript engine is
+/// pre-initialised and compiled once per build rather than once per test.
+pub fn shared_cache_dir() -> PathBuf {
+    wasm_target_dir().join("test-compile-cache")
+}
+
 /// Where plugins are built: `wasm/` inside the cargo target directory.
 pub fn wasm_target_dir() -> PathBuf {
     // A relative CARGO_TARGET_DIR is relative to the workspace root.

@@ -1,0 +1,225 @@
+//! JavaScript snippets as hook steps, through the embedding API: transform,
+//! cancel, headers, config and secrets, logs, deny and patch in sync
+//! triggers, errors with positions, and hostile snippets contained.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use wasmhooks::host::{EmitEvent, Host, HostConfig, HostError};
+use wasmhooks::store::DeliveryStatus;
+use wasmhooks::sync::Verdict;
+use wasmhooks_testkit::script::{ok, Script};
+use wasmhooks_testkit::{plugin_bytes, shared_cache_dir};
+
+async fn host(dir: &std::path::Path) -> Host {
+    let mut config = HostConfig::new(dir);
+    config.private_networks = vec!["127.0.0.0/8".parse().unwrap()];
+    config.runtime.cache_dir = Some(shared_cache_dir());
+    config.retention = None;
+    Host::start(config).await.unwrap()
+}
+
+fn sign_in(email: &str) -> Value {
+    json!({"interactionEvent": "SignIn", "userId": "u1",
+           "user": {"id": "u1", "primaryEmail": email, "customData": {"plan": "pro"}}})
+}
+
+/// Wait for a delivery to finish and return its status and last error.
+async fn finished(host: &Host, id: &str) -> (DeliveryStatus, Option<String>) {
+    for _ in 0..400 {
+        let (delivery, _) = host.delivery(id).await.unwrap();
+        if delivery.finished_at.is_some() || delivery.attempts > 0 {
+            return (delivery.status, delivery.last_error);
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("delivery {id} never finished");
+}
+
+const TRANSFORM: &str = r#"export default function (event, { config, secrets, setHeader, cancel }) {
+  const { user, ...rest } = event.payload;
+  if (user?.primaryEmail?.endsWith("@test.example")) return cancel(`test user ${user.primaryEmail}`);
+  console.log("enriching", user.id, { plan: user.customData?.plan });
+  setHeader("x-tenant", config.tenant);
+  event.payload = { ...rest, user: { ...user, region: config.region ?? "eu" }, signed: secrets.apiKey?.length > 0 };
+  return event;
+}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_mixing_a_plugin_and_a_snippet_is_delivered() {
+    let script = Script::new(vec![ok()]);
+    let receiver = script.start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let host = host(dir.path()).await;
+    host.put_plugin("enrich", plugin_bytes("enrich"))
+        .await
+        .unwrap();
+    host.create_hook(
+        Some("mixed".into()),
+        json!({"events": ["PostSignIn"],
+               "steps": [
+                   {"plugin": "enrich", "config": {"tenant": "acme"}},
+                   {"snippet": TRANSFORM, "config": {"tenant": "acme"}, "secrets": {"apiKey": "k-123"}}
+               ],
+               "webhook": {"url": receiver.url("/hook")}}),
+    )
+    .await
+    .unwrap();
+
+    let kept = host
+        .emit(EmitEvent::new("PostSignIn", sign_in("ada@example.com")))
+        .await
+        .unwrap();
+    let dropped = host
+        .emit(EmitEvent::new("PostSignIn", sign_in("bot@test.example")))
+        .await
+        .unwrap();
+    let seen = script.wait_for(1, Duration::from_secs(60)).await;
+    let body: Value = serde_json::from_slice(&seen[0].body).unwrap();
+    assert_eq!(body["tenant"], "acme", "the wasm plugin ran first");
+    assert_eq!(body["user"]["region"], "eu", "then the snippet");
+    assert_eq!(body["signed"], true, "the snippet read its secret");
+    assert_eq!(body["hookId"], "mixed");
+    assert_eq!(seen[0].headers["x-tenant"], "acme");
+    assert_eq!(
+        finished(&host, &kept.deliveries[0].id).await.0,
+        DeliveryStatus::Succeeded
+    );
+    let (status, reason) = finished(&host, &dropped.deliveries[0].id).await;
+    assert_eq!(status, DeliveryStatus::Cancelled);
+    assert_eq!(
+        reason.as_deref(),
+        Some("snippet: test user bot@test.example")
+    );
+    assert_eq!(script.seen().len(), 1, "the cancelled one was never sent");
+    host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snippets_deny_and_patch_synchronous_triggers() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = host(dir.path()).await;
+    host.create_hook(
+        Some("domains".into()),
+        json!({"sync": {"trigger": "PreRegistration", "order": 1},
+               "steps": [{"snippet": r#"export default function (event, ctx) {
+                   const domain = event.payload.email?.split("@")[1];
+                   if (ctx.config.blocked.split(",").includes(domain)) {
+                     return ctx.deny("domain_blocked", `Sign-ups from ${domain} are closed.`);
+                   }
+                 }"#, "config": {"blocked": "spam.example,junk.example"}}]}),
+    )
+    .await
+    .unwrap();
+    host.create_hook(
+        Some("claims".into()),
+        json!({"sync": {"trigger": "PreRegistration", "order": 2},
+               "steps": [{"snippet": r#"export default (event) => ({
+                   ...event, payload: { ...event.payload, customData: { plan: "free", trial: true } }
+                 })"#}]}),
+    )
+    .await
+    .unwrap();
+
+    let denied = host
+        .call_sync("PreRegistration", json!({"email": "x@spam.example"}), None)
+        .await
+        .unwrap();
+    assert_eq!(denied.decision, Verdict::Deny);
+    assert_eq!(denied.code.as_deref(), Some("domain_blocked"));
+    assert_eq!(
+        denied.message.as_deref(),
+        Some("Sign-ups from spam.example are closed.")
+    );
+    assert_eq!(denied.hook.as_deref(), Some("domains"));
+
+    let allowed = host
+        .call_sync("PreRegistration", json!({"email": "ada@example.com"}), None)
+        .await
+        .unwrap();
+    assert_eq!(allowed.decision, Verdict::Allow);
+    assert_eq!(
+        serde_json::to_value(allowed.patch.unwrap()).unwrap(),
+        json!([{"op": "add", "path": "/customData", "value": {"plan": "free", "trial": true}}])
+    );
+    host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_syntax_error_is_refused_when_the_hook_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = host(dir.path()).await;
+    let error = host
+        .create_hook(
+            Some("broken".into()),
+            json!({"events": ["PostSignIn"], "webhook": {"url": "https://example.com/h"},
+                   "steps": [{"snippet": "export default function (event) {\n  return event.payload.;\n}"}]}),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(error, HostError::InvalidHook(_)), "{error}");
+    let message = error.to_string();
+    assert!(message.contains("steps[0]"), "{message}");
+    assert!(message.contains("SyntaxError"), "{message}");
+    assert!(message.contains("line 2, col 24"), "{message}");
+    assert!(host.hooks().await.unwrap().is_empty(), "nothing stored");
+    host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exceptions_and_hostile_snippets_cost_only_their_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = host(dir.path()).await;
+    for (trigger, source) in [
+        (
+            "Throws",
+            "export default function (event) {\n  const user = null;\n  return user.id;\n}",
+        ),
+        ("Loops", "export default function () { for (;;) {} }"),
+        (
+            "Hoards",
+            "export default function () { const a = []; for (;;) a.push(new Uint8Array(4 << 20)); }",
+        ),
+        (
+            "Recurses",
+            "export default function f(e) { return f(e) + 1; }",
+        ),
+        ("Fine", "export default (event) => event"),
+    ] {
+        host.create_hook(
+            Some(trigger.to_lowercase()),
+            json!({"sync": {"trigger": trigger, "on_error": "deny"}, "steps": [{"snippet": source}]}),
+        )
+        .await
+        .unwrap();
+    }
+    let error = |decision: &wasmhooks::sync::Decision| {
+        assert_eq!(decision.decision, Verdict::Deny);
+        decision.hooks[0].error.clone().unwrap()
+    };
+    let thrown = host.call_sync("Throws", json!({}), None).await.unwrap();
+    let message = error(&thrown);
+    assert!(message.contains("snippet threw TypeError"), "{message}");
+    assert!(message.contains("snippet.js:3:"), "the line: {message}");
+
+    let looped = host
+        .call_sync("Loops", json!({}), Some(Duration::from_millis(300)))
+        .await
+        .unwrap();
+    assert!(error(&looped).contains("deadline"), "{looped:?}");
+    let hoarded = host
+        .call_sync("Hoards", json!({}), Some(Duration::from_secs(5)))
+        .await
+        .unwrap();
+    // Boa turns the failed allocation at the memory cap into a RangeError.
+    let hoard = error(&hoarded);
+    assert!(
+        hoard.contains("memory") || hoard.contains("allocating"),
+        "{hoard}"
+    );
+    let recursed = host.call_sync("Recurses", json!({}), None).await.unwrap();
+    assert!(error(&recursed).contains("recursi"), "{recursed:?}");
+    let fine = host.call_sync("Fine", json!({"a": 1}), None).await.unwrap();
+    assert_eq!(fine.decision, Verdict::Allow, "the host keeps serving");
+    host.shutdown().await;
+}
