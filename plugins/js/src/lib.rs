@@ -300,7 +300,10 @@ impl bindings::Guest for Js {
     }
 }
 
-/// The component's exports (generated glue, hence the unsafe code).
+/// The component's exports (generated glue, hence the unsafe code). Only
+/// a wasm build exports them: a native build of this crate (the workspace's
+/// `cargo test`) cannot link symbols named like `wasmhooks:hook/...`.
+#[cfg(target_family = "wasm")]
 #[allow(unsafe_code)]
 mod exports {
     use super::Js;
