@@ -22,6 +22,7 @@ use wasmhooks::metrics::Metrics;
 use wasmhooks::pipeline::PluginRegistry;
 use wasmhooks::runtime::{content_hash, Runtime, RuntimeConfig};
 use wasmhooks::store::{now_ms, HookRecord, NewEvent, PluginRecord, StoreLimits};
+use wasmhooks_testkit::Receiver;
 
 const EVENTS: usize = 10_000;
 const CONCURRENCY: usize = 64;
@@ -39,7 +40,7 @@ fn payload() -> String {
 }
 
 /// A receiver that answers 200 at once and counts requests.
-async fn receiver(count: Arc<AtomicUsize>) -> std::net::SocketAddr {
+async fn receiver(count: Arc<AtomicUsize>) -> Receiver {
     let router = axum::Router::new().route(
         "/hook",
         axum::routing::post(move |_body: Bytes| {
@@ -50,10 +51,7 @@ async fn receiver(count: Arc<AtomicUsize>) -> std::net::SocketAddr {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    addr
+    Receiver::start(router).await
 }
 
 fn main() {
@@ -64,8 +62,8 @@ fn main() {
         .unwrap();
     runtime.block_on(async {
         let count = Arc::new(AtomicUsize::new(0));
-        let addr = receiver(count.clone()).await;
-        let url = format!("http://{addr}/hook");
+        let receiver = receiver(count.clone()).await;
+        let url = receiver.url("/hook");
         let secret = WebhookSecret::generate();
 
         // Baseline: the sender alone.

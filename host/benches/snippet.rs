@@ -6,8 +6,9 @@
 //! Run: `cargo bench -p wasmhooks --bench snippet` (unset RUST_BACKTRACE).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+mod common;
 
+use common::percentiles;
 use serde_json::{json, Value};
 use wasmhooks::hook::SNIPPET_KEY;
 use wasmhooks::runtime::{Grants, Outcome, Plugin, PluginEvent, Runtime, RuntimeConfig};
@@ -44,24 +45,6 @@ fn native(payload: &str) -> String {
     value.to_string()
 }
 
-async fn percentiles<F, Fut>(mut call: F) -> (Duration, Duration)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    for _ in 0..WARMUP {
-        call().await;
-    }
-    let mut times = Vec::with_capacity(CALLS);
-    for _ in 0..CALLS {
-        let started = Instant::now();
-        call().await;
-        times.push(started.elapsed());
-    }
-    times.sort();
-    (times[CALLS / 2], times[CALLS * 99 / 100])
-}
-
 async fn plugin_call(plugin: &Plugin, event: &PluginEvent, grants: &Arc<Grants>) {
     match plugin.call(event, grants).await.result {
         Ok(Outcome::Continue {
@@ -91,7 +74,7 @@ fn main() {
             hook_id: "hook_1".into(),
             trigger: None,
         };
-        let native = percentiles(|| async {
+        let native = percentiles(CALLS, WARMUP, || async {
             std::hint::black_box(native(std::hint::black_box(&text)));
         })
         .await;
@@ -106,7 +89,7 @@ fn main() {
             .into(),
             ..Grants::default()
         });
-        let plugin = percentiles(|| plugin_call(&enrich, &event, &grants)).await;
+        let plugin = percentiles(CALLS, WARMUP, || plugin_call(&enrich, &event, &grants)).await;
         let engine = wasmhooks::pipeline::load_js_engine(&wasm).await.unwrap();
         let snippet_grants = Arc::new(Grants {
             config: [
@@ -116,7 +99,10 @@ fn main() {
             .into(),
             ..Grants::default()
         });
-        let snippet = percentiles(|| plugin_call(&engine, &event, &snippet_grants)).await;
+        let snippet = percentiles(CALLS, WARMUP, || {
+            plugin_call(&engine, &event, &snippet_grants)
+        })
+        .await;
         [
             ("native Rust", native),
             ("wasm plugin (enrich)", plugin),

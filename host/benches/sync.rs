@@ -11,12 +11,14 @@
 //! Run: `cargo bench -p wasmhooks --bench sync` (unset RUST_BACKTRACE).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+mod common;
 
+use common::percentiles;
 use serde_json::{json, Value};
 use wasmhooks::api::{self, BodyLimits, Tokens};
 use wasmhooks::host::{Host, HostConfig};
 use wasmhooks::runtime::{Grants, PluginEvent};
+use wasmhooks_testkit::Receiver;
 
 const CALLS: usize = 10_000;
 const WARMUP: usize = 500;
@@ -27,30 +29,11 @@ fn payload() -> Value {
            "userIp": "203.0.113.7", "application": {"id": "app_3f2e1d0c9b8a", "name": "Console"}})
 }
 
-/// p50 and p99 of `CALLS` timed runs of `call`, after a warm-up.
-async fn percentiles<F, Fut>(mut call: F) -> (Duration, Duration)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    for _ in 0..WARMUP {
-        call().await;
-    }
-    let mut times = Vec::with_capacity(CALLS);
-    for _ in 0..CALLS {
-        let started = Instant::now();
-        call().await;
-        times.push(started.elapsed());
-    }
-    times.sort();
-    (times[CALLS / 2], times[CALLS * 99 / 100])
-}
-
-async fn serve(router: axum::Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    format!("http://{addr}")
+/// Send `request`, expect a 2xx, and read the whole answer.
+async fn post(request: reqwest::RequestBuilder) {
+    let response = request.send().await.unwrap();
+    assert!(response.status().is_success());
+    response.bytes().await.unwrap();
 }
 
 fn main() {
@@ -89,11 +72,11 @@ fn main() {
             hook_id: "plan".into(),
             trigger: Some("PreRegistration".into()),
         };
-        let bare = percentiles(|| async {
+        let bare = percentiles(CALLS, WARMUP, || async {
             plugin.call(&event, &grants).await.result.unwrap();
         })
         .await;
-        let in_process = percentiles(|| async {
+        let in_process = percentiles(CALLS, WARMUP, || async {
             let decision = host
                 .call_sync("PreRegistration", payload(), None)
                 .await
@@ -104,43 +87,33 @@ fn main() {
 
         // Over HTTP: a bare echo route, then the API.
         let client = reqwest::Client::new();
-        let echo = serve(axum::Router::new().route(
+        let echo = Receiver::start(axum::Router::new().route(
             "/echo",
             axum::routing::post(|body: axum::Json<Value>| async move { body }),
         ))
         .await;
         let body = json!({"payload": payload()});
-        let echo_http = percentiles(|| async {
-            let response = client
-                .post(format!("{echo}/echo"))
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            assert!(response.status().is_success());
-            response.bytes().await.unwrap();
-        })
-        .await;
+        let echo_url = echo.url("/echo");
+        let echo_http =
+            percentiles(CALLS, WARMUP, || post(client.post(&echo_url).json(&body))).await;
         let limits = BodyLimits {
             json: 1 << 20,
             plugin: 32 << 20,
         };
-        let api = serve(api::router(
+        let api = Receiver::start(api::router(
             host.clone(),
             Tokens::new(&["bench-token".into()], &[]),
             limits,
         ))
         .await;
-        let http = percentiles(|| async {
-            let response = client
-                .post(format!("{api}/v1/sync/PreRegistration"))
-                .bearer_auth("bench-token")
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            assert!(response.status().is_success());
-            response.bytes().await.unwrap();
+        let sync_url = api.url("/v1/sync/PreRegistration");
+        let http = percentiles(CALLS, WARMUP, || {
+            post(
+                client
+                    .post(&sync_url)
+                    .bearer_auth("bench-token")
+                    .json(&body),
+            )
         })
         .await;
         host.shutdown().await;

@@ -48,10 +48,12 @@ pub struct Config {
     pub max_plugin_bytes: usize,
     /// Events, deliveries and attempt logs older than this are deleted once
     /// finished, e.g. `30days`; `0s` keeps everything.
-    #[serde(with = "crate::delivery::policy::duration_text")]
+    #[serde(with = "crate::duration::text")]
     pub retention: Duration,
     /// Per-call plugin limits.
-    pub limits: LimitsConfig,
+    pub limits: Limits,
+    /// Plugin instances running at once.
+    pub max_instances: u32,
     /// Delivery workers.
     pub delivery: DeliveryConfig,
     /// Retry policy of hooks that do not set their own.
@@ -75,45 +77,6 @@ pub enum LogFormat {
     Json,
 }
 
-/// Per-call plugin limits.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LimitsConfig {
-    /// Wall-clock budget of one plugin call.
-    #[serde(with = "crate::delivery::policy::duration_text")]
-    pub timeout: Duration,
-    /// Linear memory per call, in bytes.
-    pub memory_bytes: usize,
-    /// Wasm stack per call, in bytes.
-    pub stack_bytes: usize,
-    /// Largest event handed to a plugin, in bytes.
-    pub input_bytes: usize,
-    /// Largest answer accepted from a plugin, in bytes.
-    pub output_bytes: usize,
-    /// Log bytes kept per call.
-    pub log_bytes: usize,
-    /// Largest outbound HTTP response a plugin may read, in bytes.
-    pub http_response_bytes: usize,
-    /// Plugin instances running at once.
-    pub max_instances: u32,
-}
-
-impl Default for LimitsConfig {
-    fn default() -> Self {
-        let limits = Limits::default();
-        LimitsConfig {
-            timeout: limits.timeout,
-            memory_bytes: limits.memory_bytes,
-            stack_bytes: limits.stack_bytes,
-            input_bytes: limits.input_bytes,
-            output_bytes: limits.output_bytes,
-            log_bytes: limits.log_bytes,
-            http_response_bytes: limits.http_response_bytes,
-            max_instances: RuntimeConfig::default().max_instances,
-        }
-    }
-}
-
 /// Delivery workers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -123,7 +86,7 @@ pub struct DeliveryConfig {
     /// Most deliveries in flight at once.
     pub max_in_flight: usize,
     /// How long a claimed delivery is held before another worker may take it.
-    #[serde(with = "crate::delivery::policy::duration_text")]
+    #[serde(with = "crate::duration::text")]
     pub lease: Duration,
     /// Largest webhook response body logged, in bytes.
     pub max_response_body: usize,
@@ -146,7 +109,7 @@ impl Default for DeliveryConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct SyncConfig {
     /// Deadline of a trigger without its own.
-    #[serde(with = "crate::delivery::policy::duration_text")]
+    #[serde(with = "crate::duration::text")]
     pub deadline: Duration,
     /// Per-trigger settings, by trigger name.
     pub triggers: BTreeMap<String, TriggerConfig>,
@@ -166,7 +129,7 @@ impl Default for SyncConfig {
 #[serde(deny_unknown_fields)]
 pub struct TriggerConfig {
     /// Its deadline.
-    #[serde(with = "crate::delivery::policy::duration_text")]
+    #[serde(with = "crate::duration::text")]
     pub deadline: Duration,
 }
 
@@ -206,7 +169,8 @@ impl Default for Config {
             max_body_bytes: 1 << 20,
             max_plugin_bytes: 32 << 20,
             retention: Duration::from_secs(30 * 86_400),
-            limits: LimitsConfig::default(),
+            limits: Limits::default(),
+            max_instances: RuntimeConfig::default().max_instances,
             delivery: DeliveryConfig::default(),
             retry: RetryPolicy::default(),
             sync: SyncConfig::default(),
@@ -218,7 +182,7 @@ impl Default for Config {
 
 /// Top-level keys environment variables may set; other `WASMHOOKS_...`
 /// variables belong to something else and are left alone.
-const ENV_KEYS: [&str; 16] = [
+const ENV_KEYS: [&str; 17] = [
     "listen",
     "data_dir",
     "cache_dir",
@@ -232,6 +196,7 @@ const ENV_KEYS: [&str; 16] = [
     "max_plugin_bytes",
     "retention",
     "limits",
+    "max_instances",
     "delivery",
     "retry",
     "sync",
@@ -277,19 +242,10 @@ impl Config {
     pub fn host_config(&self) -> HostConfig {
         let mut host = HostConfig::new(&self.data_dir);
         host.database_url = self.database_url.clone();
-        let l = &self.limits;
         host.runtime = RuntimeConfig {
-            limits: Limits {
-                timeout: l.timeout,
-                memory_bytes: l.memory_bytes,
-                stack_bytes: l.stack_bytes,
-                input_bytes: l.input_bytes,
-                output_bytes: l.output_bytes,
-                log_bytes: l.log_bytes,
-                http_response_bytes: l.http_response_bytes,
-            },
+            limits: self.limits.clone(),
             cache_dir: self.cache_dir.clone(),
-            max_instances: l.max_instances,
+            max_instances: self.max_instances,
         };
         host.dispatch.max_in_flight = self.delivery.max_in_flight;
         host.dispatch.lease = self.delivery.lease;
@@ -326,6 +282,9 @@ mod tests {
             r#"
             listen = "127.0.0.1:9000"
             events = ["Billing.Invoice.Paid"]
+            max_instances = 8
+            [limits]
+            timeout = "250ms"
             [sync]
             deadline = "250ms"
             [sync.triggers.PreRegistration]
@@ -348,6 +307,12 @@ mod tests {
         );
         assert_eq!(config.hooks[0].id, "audit");
         let host = config.host_config();
+        assert_eq!(host.runtime.limits.timeout, Duration::from_millis(250));
+        assert_eq!(
+            host.runtime.limits.memory_bytes,
+            Limits::default().memory_bytes
+        );
+        assert_eq!(host.runtime.max_instances, 8);
         assert_eq!(
             host.sync.deadline("PreRegistration"),
             Duration::from_secs(1)

@@ -166,10 +166,7 @@ pub struct Webhook {
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     /// Time limit of one attempt, e.g. `10s`.
-    #[serde(
-        default = "default_timeout",
-        with = "crate::delivery::policy::duration_text"
-    )]
+    #[serde(default = "default_timeout", with = "crate::duration::text")]
     #[schema(value_type = String, example = "10s")]
     pub timeout: Duration,
     /// Retry schedule and endpoint disabling.

@@ -412,7 +412,13 @@ impl Host {
     /// Accept a known event name; a name registered by another process
     /// since this one started is picked up from the store.
     async fn check_event(&self, name: &str) -> HostResult<()> {
-        if self.catalogue().check(name).is_ok() {
+        let known = self
+            .inner
+            .catalogue
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(name);
+        if known {
             return Ok(());
         }
         let registered = self.inner.store.event_types().await?;
@@ -694,9 +700,10 @@ impl Host {
         } else {
             events
         };
+        let catalogue = self.catalogue();
         let mut results = Vec::with_capacity(events.len());
         for event in events {
-            self.catalogue().check(&event)?;
+            catalogue.check(&event)?;
             let payload = payload.clone().unwrap_or_else(|| sample_payload(&event));
             results.push(self.inner.dispatcher.test(id, &event, &payload).await?);
         }

@@ -20,6 +20,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod delivery;
+mod duration;
 pub mod event;
 pub mod hook;
 pub mod host;

@@ -152,6 +152,30 @@ impl Server {
         }
     }
 
+    /// Post a sign-in event (202 expected) and return its first delivery's id.
+    async fn emit_sign_in(&self) -> String {
+        let (status, ingested) = self
+            .call(
+                Method::POST,
+                "/v1/events",
+                Some(json!({"event": "PostSignIn", "payload": sign_in()})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{ingested}");
+        ingested["deliveries"][0]["id"]
+            .as_str()
+            .expect("the event made a delivery")
+            .to_string()
+    }
+
+    /// Wait until delivery `id` has succeeded; returns it with its attempts.
+    async fn wait_delivered(&self, id: &str) -> Value {
+        self.wait_until(&format!("/v1/deliveries/{id}"), |d| {
+            d["delivery"]["status"] == "succeeded"
+        })
+        .await
+    }
+
     /// SIGTERM, then wait for the process to exit.
     fn terminate(mut self) -> ExitStatus {
         let mut child = self.child.take().unwrap();
@@ -243,18 +267,7 @@ async fn quick_start(server: &Server) {
     .unwrap();
 
     // 3. Post an event.
-    let (status, ingested) = server
-        .call(
-            Method::POST,
-            "/v1/events",
-            Some(json!({"event": "PostSignIn", "payload": sign_in()})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{ingested}");
-    let delivery = ingested["deliveries"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let delivery = server.emit_sign_in().await;
 
     // 4. The signed, transformed delivery arrives.
     let seen = script.wait_for(1, Duration::from_secs(20)).await;
@@ -280,11 +293,7 @@ async fn quick_start(server: &Server) {
     ));
 
     // 5. The delivery log shows it.
-    let detail = server
-        .wait_until(&format!("/v1/deliveries/{delivery}"), |d| {
-            d["delivery"]["status"] == "succeeded"
-        })
-        .await;
+    let detail = server.wait_delivered(&delivery).await;
     assert_eq!(detail["attempts"][0]["response_status"], 200);
     let stats = server.get("/v1/hooks/audit/stats").await;
     assert_eq!(
@@ -562,11 +571,7 @@ async fn hooks_deliveries_and_plugins_are_managed_over_the_api() {
         .as_str()
         .unwrap()
         .to_string();
-    let detail = server
-        .wait_until(&format!("/v1/deliveries/{delivery}"), |d| {
-            d["delivery"]["status"] == "succeeded"
-        })
-        .await;
+    let detail = server.wait_delivered(&delivery).await;
     assert_eq!(detail["attempts"].as_array().unwrap().len(), 2);
     let sent: Value = serde_json::from_slice(&script.seen()[1].body).unwrap();
     assert_ne!(sent["card"], "4242", "the redact step ran");
@@ -834,16 +839,7 @@ async fn a_restart_keeps_hooks_plugins_and_pending_deliveries_without_recompilin
     );
     let server = Server::start(dir.path(), &config);
     let key = server.get("/v1/hooks/declared").await["spec"]["webhook"]["signing_key"].clone();
-    let ingested = server
-        .post(
-            "/v1/events",
-            json!({"event": "PostSignIn", "payload": sign_in()}),
-        )
-        .await;
-    let delivery = ingested["deliveries"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let delivery = server.emit_sign_in().await;
     server
         .wait_until(&format!("/v1/deliveries/{delivery}"), |d| {
             d["attempts"].as_array().is_some_and(|a| !a.is_empty())
@@ -876,11 +872,7 @@ async fn a_restart_keeps_hooks_plugins_and_pending_deliveries_without_recompilin
     let seen = script.wait_for(1, Duration::from_secs(20)).await;
     let body: Value = serde_json::from_slice(&seen[0].body).unwrap();
     assert_eq!(body["tenant"], "acme");
-    server
-        .wait_until(&format!("/v1/deliveries/{delivery}"), |d| {
-            d["delivery"]["status"] == "succeeded"
-        })
-        .await;
+    server.wait_delivered(&delivery).await;
     let metrics = server.metrics().await;
     assert!(
         metrics.contains("wasmhooks_plugin_loads_total{origin=\"cache\"} 1")
@@ -902,16 +894,7 @@ async fn sigterm_finishes_deliveries_in_flight_then_exits() {
             json!({"id": "slow", "events": ["PostSignIn"], "webhook": {"url": receiver.url("/slow")}}),
         )
         .await;
-    let ingested = server
-        .post(
-            "/v1/events",
-            json!({"event": "PostSignIn", "payload": sign_in()}),
-        )
-        .await;
-    let delivery = ingested["deliveries"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let delivery = server.emit_sign_in().await;
     script.wait_for(1, Duration::from_secs(20)).await;
     let started = Instant::now();
     let exit = server.terminate();

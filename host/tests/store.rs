@@ -49,7 +49,6 @@ fn attempt(success: bool) -> NewAttempt {
         error_kind: (!success).then(|| "http_status".into()),
         error_message: (!success).then(|| "receiver answered 500".into()),
         success,
-        sent: true,
     }
 }
 
@@ -529,8 +528,7 @@ async fn an_endpoints_failing_streak_is_kept(store: SharedStore) {
         "a later failure keeps its start"
     );
     let unsent = NewAttempt {
-        sent: false,
-        success: false,
+        request_headers: vec![],
         ..attempt(false)
     };
     attempt_once(unsent).await;
@@ -541,7 +539,7 @@ async fn an_endpoints_failing_streak_is_kept(store: SharedStore) {
     store.set_hook_enabled("hook_1", true, None).await.unwrap();
     assert_eq!(failing_since().await, None, "re-enabling starts afresh");
     let unsent = NewAttempt {
-        sent: false,
+        request_headers: vec![],
         ..attempt(false)
     };
     attempt_once(unsent).await;

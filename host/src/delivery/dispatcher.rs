@@ -724,7 +724,6 @@ fn record(started_at: i64, headers: &[(String, String)], body: &[u8], sent: &Sen
         error_kind: sent.error_kind.map(String::from),
         error_message: sent.error.clone(),
         success: sent.status.is_some_and(|s| (200..300).contains(&s)),
-        sent: true,
     }
 }
 

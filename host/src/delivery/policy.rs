@@ -16,22 +16,22 @@ use serde::{Deserialize, Serialize};
 pub struct RetryPolicy {
     /// Delays before the second, third, ... attempt; the first is immediate.
     /// When they run out, the delivery fails for good.
-    #[serde(with = "durations")]
+    #[serde(with = "crate::duration::list")]
     #[schema(value_type = Vec<String>, example = json!(["5s", "5m", "30m"]))]
     pub schedule: Vec<Duration>,
     /// Random spread of each delay, as a fraction: 0.2 means +-20 %.
     pub jitter: f64,
     /// Longest `Retry-After` honoured.
-    #[serde(with = "duration_text")]
+    #[serde(with = "crate::duration::text")]
     #[schema(value_type = String, example = "1h")]
     pub max_retry_after: Duration,
     /// Shortest wait after a 429 or a timeout, so an overloaded receiver is
     /// not hammered.
-    #[serde(with = "duration_text")]
+    #[serde(with = "crate::duration::text")]
     #[schema(value_type = String, example = "1m")]
     pub overload_floor: Duration,
     /// An endpoint failing without a single success for this long is disabled.
-    #[serde(with = "duration_text")]
+    #[serde(with = "crate::duration::text")]
     #[schema(value_type = String, example = "5days")]
     pub disable_after: Duration,
 }
@@ -126,47 +126,6 @@ impl RetryPolicy {
             delay = delay.max(self.overload_floor);
         }
         Some(delay)
-    }
-}
-
-/// Durations written as text: `5s`, `30m`, `2h`, `1h 30m`.
-pub(crate) mod duration_text {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_duration(&text)
-            .map_err(|e| serde::de::Error::custom(format!("`{text}`: {e}")))
-    }
-}
-
-/// A list of durations written as text.
-mod durations {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(ds: &[Duration], s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(
-            ds.iter()
-                .map(|d| humantime::format_duration(*d).to_string()),
-        )
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
-        Vec::<String>::deserialize(d)?
-            .iter()
-            .map(|t| {
-                humantime::parse_duration(t)
-                    .map_err(|e| serde::de::Error::custom(format!("`{t}`: {e}")))
-            })
-            .collect()
     }
 }
 

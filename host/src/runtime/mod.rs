@@ -62,9 +62,12 @@ use self::state::HostState;
 const TICK: Duration = Duration::from_millis(2);
 
 /// Per-call limits. The defaults suit webhook transforms and sign-in hooks.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// In the configuration they are the `[limits]` table, `timeout` as text.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Wall-clock budget of one call, instantiation and outbound HTTP included.
+    #[serde(with = "crate::duration::text")]
     pub timeout: Duration,
     /// Linear memory one call may use, in bytes.
     pub memory_bytes: usize,
@@ -381,18 +384,9 @@ impl Plugin {
             .acquire()
             .await
             .map_err(|_| PluginError::Host("runtime is shutting down".into()))?;
-        let mut store = self.new_store(grants, logs, deadline);
+        let mut store = self.inner.runtime.new_store(grants, logs, deadline);
         let hook = self.instantiate(&mut store).await?;
         invoke(&mut store, &hook, event, deadline, limits).await
-    }
-
-    fn new_store(
-        &self,
-        grants: &Arc<Grants>,
-        logs: &LogSink,
-        deadline: Instant,
-    ) -> Store<HostState> {
-        self.inner.runtime.new_store(grants, logs, deadline)
     }
 
     async fn instantiate(&self, store: &mut Store<HostState>) -> Result<Hook, PluginError> {
@@ -425,7 +419,7 @@ impl Plugin {
             .map_err(|_| PluginError::Host("runtime is shutting down".into()))?;
         let logs = LogSink::new(runtime.config.limits.log_bytes);
         let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
-        let mut store = self.new_store(grants, &logs, far);
+        let mut store = self.inner.runtime.new_store(grants, &logs, far);
         let hook = self.instantiate(&mut store).await?;
         Ok(ReusedInstance {
             store,

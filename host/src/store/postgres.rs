@@ -735,7 +735,7 @@ impl Store for PostgresStore {
             );
         }
         if let Some(attempt) = attempt {
-            if attempt.sent {
+            if attempt.sent() {
                 let health = tx.prepare_cached(&pg(sql::ENDPOINT_HEALTH)).await?;
                 tx.execute(&health, &[&delivery_id, &attempt.success, &now])
                     .await?;
@@ -836,7 +836,6 @@ impl Store for PostgresStore {
                     error_kind: r.get(8),
                     error_message: r.get(9),
                     success: r.get(10),
-                    sent: !headers_from(r.get(3)).is_empty(),
                 },
             })
             .collect();

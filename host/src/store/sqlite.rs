@@ -700,7 +700,7 @@ impl Store for SqliteStore {
             let Some(attempt) = attempt else {
                 return Ok(());
             };
-            if attempt.sent {
+            if attempt.sent() {
                 conn.prepare_cached(sql::ENDPOINT_HEALTH)?.execute(params![
                     id,
                     attempt.success,
@@ -796,7 +796,6 @@ impl Store for SqliteStore {
                             error_kind: r.get(8)?,
                             error_message: r.get(9)?,
                             success: r.get(10)?,
-                            sent: !headers_from(r.get(3)?).is_empty(),
                         },
                     })
                 })?

@@ -271,11 +271,16 @@ pub struct NewAttempt {
     pub error_message: Option<String>,
     /// True for a delivered (2xx) attempt.
     pub success: bool,
-    /// True when a request was sent to the endpoint; false when the attempt
-    /// failed before that (a plugin step, a disabled hook). Only sent
-    /// attempts count toward the endpoint's failing streak. Not stored: a
-    /// recorded attempt was sent when it has request headers.
-    pub sent: bool,
+}
+
+impl NewAttempt {
+    /// Whether a request went to the endpoint: a sent request always has
+    /// headers, while an attempt that failed before sending (a plugin step,
+    /// a disabled hook) has none. Only sent attempts count toward the
+    /// endpoint's failing streak.
+    pub fn sent(&self) -> bool {
+        !self.request_headers.is_empty()
+    }
 }
 
 /// A recorded attempt: its number and what the sender saw.
