@@ -198,9 +198,10 @@ impl SyncEngine {
                 .run_hook(trigger, hook, &mut hook_doc, &mut hook_patch, deadline)
                 .await;
             let duration_us = hook_started.elapsed().as_micros() as u64;
-            let (outcome, error, step) = match result {
-                Ok(Step::Allow) => ("allow", None, Step::Allow),
-                Ok(deny @ Step::Deny { .. }) => ("deny", None, deny),
+            // A failed hook's changes are discarded, whatever it decides.
+            let (outcome, error, step, changes) = match result {
+                Ok(Step::Allow) => ("allow", None, Step::Allow, Some((hook_doc, hook_patch))),
+                Ok(deny @ Step::Deny { .. }) => ("deny", None, deny, None),
                 Err(error) => {
                     let step = match hook.binding.on_error {
                         OnError::Allow => Step::Allow,
@@ -209,10 +210,7 @@ impl SyncEngine {
                             message: format!("hook `{}` failed: {error}", hook.id),
                         },
                     };
-                    // A failed hook's changes are discarded either way.
-                    hook_doc = doc.clone();
-                    hook_patch.clear();
-                    ("error", Some(error), step)
+                    ("error", Some(error), step, None)
                 }
             };
             runs.push(HookRun {
@@ -223,8 +221,10 @@ impl SyncEngine {
             });
             match step {
                 Step::Allow => {
-                    doc = hook_doc;
-                    patch.extend(hook_patch);
+                    if let Some((changed, ops)) = changes {
+                        doc = changed;
+                        patch.extend(ops);
+                    }
                 }
                 Step::Deny { code, message } => {
                     denial = Some((hook.id.clone(), code, message));
