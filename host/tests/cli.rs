@@ -234,6 +234,8 @@ fn snippet_run_prints_the_outcome_and_fails_on_exceptions() {
         "tenant=acme",
         "--cache-dir",
         &cache,
+        "--timeout-ms",
+        "10000",
     ];
     let output = wasmhooks(&args, None);
     assert!(
@@ -262,6 +264,8 @@ fn snippet_run_prints_the_outcome_and_fails_on_exceptions() {
             "--sync",
             "--cache-dir",
             &cache,
+            "--timeout-ms",
+            "10000",
         ],
         None,
     );
@@ -286,6 +290,8 @@ fn snippet_run_prints_the_outcome_and_fails_on_exceptions() {
             &event,
             "--cache-dir",
             &cache,
+            "--timeout-ms",
+            "10000",
         ],
         None,
     );

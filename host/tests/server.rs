@@ -915,7 +915,7 @@ async fn sigterm_finishes_deliveries_in_flight_then_exits() {
 async fn a_snippet_answers_a_sync_trigger_over_http() {
     let dir = tempfile::tempdir().unwrap();
     let config = format!(
-        "cache_dir = \"{}\"\n",
+        "cache_dir = \"{}\"\n[limits]\ntimeout = \"10s\"\n[sync]\ndeadline = \"10s\"\n",
         wasmhooks_testkit::shared_cache_dir().display()
     );
     let server = Server::start(dir.path(), &config);

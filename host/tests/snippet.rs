@@ -15,6 +15,10 @@ async fn host(dir: &std::path::Path) -> Host {
     let mut config = HostConfig::new(dir);
     config.private_networks = vec!["127.0.0.0/8".parse().unwrap()];
     config.runtime.cache_dir = Some(shared_cache_dir());
+    // Generous budgets: a first call on a busy machine pays page faults.
+    // The tests that are about deadlines give their own.
+    config.runtime.limits.timeout = Duration::from_secs(10);
+    config.sync.default_deadline = Duration::from_secs(10);
     config.retention = None;
     Host::start(config).await.unwrap()
 }
