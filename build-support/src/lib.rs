@@ -2,6 +2,10 @@
 //! the target through rustup when it is missing. The host's build script
 //! uses it for the built-in JavaScript engine, the tests for every plugin;
 //! both build into the same directory, so each plugin is built once.
+//!
+//! The JavaScript engine is QuickJS, written in C, so the build also needs
+//! clang and llvm-ar; Debian's packages are installed with apt-get when they
+//! are missing and the build runs as root.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -30,6 +34,92 @@ pub fn ensure_wasm_target() -> Result<(), String> {
     }
 }
 
+/// Debian packages that give clang and llvm-ar.
+const C_PACKAGES: [&str; 2] = ["clang", "llvm"];
+
+/// The first of `names` that runs (`<name> --version` succeeds).
+fn first_runnable(names: impl IntoIterator<Item = String>) -> Option<String> {
+    names.into_iter().find(|name| {
+        Command::new(name)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+/// A clang and a matching llvm-ar, newest first.
+fn find_c_tools() -> Option<(String, String)> {
+    let suffixes = (14..=21)
+        .rev()
+        .map(|v| format!("-{v}"))
+        .chain([String::new()]);
+    suffixes.into_iter().find_map(|suffix| {
+        let clang = first_runnable([format!("clang{suffix}")])?;
+        let ar = first_runnable([format!("llvm-ar{suffix}"), "llvm-ar".into()])?;
+        Some((clang, ar))
+    })
+}
+
+/// Install the C toolchain through apt-get, when running as root.
+fn install_c_tools() -> Result<(), String> {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"));
+    let missing = format!(
+        "building QuickJS for wasm needs clang and llvm-ar: install the Debian packages {}",
+        C_PACKAGES.join(" ")
+    );
+    if !root {
+        return Err(missing);
+    }
+    let apt_get = |args: &[&str]| {
+        Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let install = [
+        &["install", "-y", "-q", "--no-install-recommends"][..],
+        &C_PACKAGES,
+    ]
+    .concat();
+    if apt_get(&install) || (apt_get(&["update", "-q"]) && apt_get(&install)) {
+        Ok(())
+    } else {
+        Err(format!("{missing} (apt-get install failed)"))
+    }
+}
+
+/// The environment that points the QuickJS build (rquickjs-sys, through the
+/// cc crate) at a local clang for wasm instead of downloading a wasi-sdk.
+fn c_toolchain_env() -> Result<Vec<(String, String)>, String> {
+    let (clang, ar) = match find_c_tools() {
+        Some(tools) => tools,
+        None => {
+            install_c_tools()?;
+            find_c_tools().ok_or("clang or llvm-ar is still missing after installing them")?
+        }
+    };
+    let target = TARGET.replace('-', "_");
+    Ok(vec![
+        ("RQUICKJS_SYS_NO_WASI_SDK".into(), "1".into()),
+        (format!("CC_{target}"), clang),
+        (format!("AR_{target}"), ar),
+        // QuickJS compiled for wasi skips its stack-depth check, so deep
+        // recursion would run off the bottom of the C stack. Compiled for
+        // `wasm32-unknown-unknown` against the wasi-libc headers rquickjs-sys
+        // ships for that target (the path is relative to its build script's
+        // directory), it keeps the check. The objects link into the wasip2
+        // component against Rust's own wasi-libc all the same.
+        (
+            format!("CFLAGS_{target}"),
+            "--target=wasm32-unknown-unknown -nostdlibinc -isystem vendor/wasi-libc/include".into(),
+        ),
+    ])
+}
+
 /// Where plugins are built: `wasm/` inside the cargo target directory
 /// `target_dir`.
 pub fn wasm_dir(target_dir: &Path) -> PathBuf {
@@ -42,6 +132,7 @@ pub fn build(root: &Path, wasm_dir: &Path, packages: &[&str]) -> Result<PathBuf,
     ensure_wasm_target()?;
     let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cargo
+        .envs(c_toolchain_env()?)
         .current_dir(root)
         .args(["build", "--release", "--target", TARGET, "--target-dir"])
         .arg(wasm_dir);

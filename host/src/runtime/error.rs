@@ -36,7 +36,7 @@ pub enum PluginError {
         limit: usize,
     },
     /// The plugin recursed past the wasm stack cap.
-    #[error("plugin overflowed its stack")]
+    #[error("plugin overflowed its stack: recursion too deep")]
     StackOverflow,
     /// The plugin trapped (a panic, an unreachable, a bad memory access).
     #[error("plugin trapped: {message}")]

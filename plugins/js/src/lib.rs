@@ -1,5 +1,5 @@
-//! `js`: the built-in JavaScript snippet engine, [Boa] inside an ordinary
-//! wasmhooks plugin. A snippet is data, not a module to compile: its source
+//! `js`: the built-in JavaScript snippet engine, [QuickJS] (through
+//! rquickjs) inside an ordinary wasmhooks plugin. A snippet is data, not a module to compile: its source
 //! arrives in the step's config under `wasmhooks.snippet`, and the rest of
 //! the config and the secrets become `ctx.config` and `ctx.secrets`.
 //!
@@ -29,13 +29,12 @@
 //! and snapshots that state, so a call starts with the interpreter ready.
 //! Each call is still a fresh instance of the snapshot.
 //!
-//! [Boa]: https://boajs.dev
+//! [QuickJS]: https://github.com/quickjs-ng/quickjs
 
 use std::cell::RefCell;
 
-use boa_engine::builtins::promise::PromiseState;
-use boa_engine::{js_string, Context, JsResult, JsValue, Module, NativeFunction, Source};
-use serde_json::Value;
+use rquickjs::{Coerced, Context, Ctx, Function, Module, Runtime, Value};
+use serde_json::Value as Json;
 
 #[allow(missing_docs, clippy::all, unsafe_code)]
 mod bindings {
@@ -92,7 +91,7 @@ globalThis.__run = (handler, eventJson, configJson) => {
 #[derive(serde::Deserialize)]
 struct Reported {
     #[serde(default)]
-    payload: Option<Value>,
+    payload: Option<Json>,
     #[serde(default)]
     cancel: Option<String>,
     #[serde(default)]
@@ -107,29 +106,16 @@ struct Denied {
     message: String,
 }
 
-fn secret(_: &JsValue, args: &[JsValue], context: &mut Context) -> JsResult<JsValue> {
-    let name = args
-        .first()
-        .cloned()
-        .unwrap_or_default()
-        .to_string(context)?
-        .to_std_string_escaped();
-    Ok(match secrets::get(&name) {
-        Some(value) => JsValue::from(js_string!(value.as_str())),
-        None => JsValue::undefined(),
-    })
+/// The interpreter: a QuickJS runtime and one context with the prelude
+/// loaded.
+struct Engine {
+    /// Owns the heap; kept alive beside the context that uses it.
+    _runtime: Runtime,
+    context: Context,
 }
 
-fn console(_: &JsValue, args: &[JsValue], context: &mut Context) -> JsResult<JsValue> {
-    let text = |i: usize, context: &mut Context| -> JsResult<String> {
-        Ok(args
-            .get(i)
-            .cloned()
-            .unwrap_or_default()
-            .to_string(context)?
-            .to_std_string_escaped())
-    };
-    let (level, message) = (text(0, context)?, text(1, context)?);
+/// Write a `console` line to the call's log.
+fn console(level: String, message: String) {
     let level = match level.as_str() {
         "debug" => LogLevel::Debug,
         "warn" => LogLevel::Warn,
@@ -137,121 +123,150 @@ fn console(_: &JsValue, args: &[JsValue], context: &mut Context) -> JsResult<JsV
         _ => LogLevel::Info,
     };
     log::write(level, &message);
-    Ok(JsValue::undefined())
 }
 
-/// A context with the prelude loaded.
-fn new_context() -> Result<Context, Error> {
-    let mut context = Context::default();
+/// How deep QuickJS lets the C stack (1 MiB in a Rust wasm module) grow
+/// before a script's recursion throws a `RangeError`, leaving room for the
+/// Rust frames around it.
+const C_STACK_LIMIT: usize = 512 << 10;
+
+/// Build the interpreter and load the prelude.
+fn new_engine() -> Result<Engine, Error> {
+    let setup = |e: rquickjs::Error| format!("engine setup: {e}");
+    let runtime = Runtime::new().map_err(setup)?;
+    runtime.set_max_stack_size(C_STACK_LIMIT);
+    let context = Context::full(&runtime).map_err(setup)?;
     context
-        .register_global_callable(js_string!("__log"), 2, NativeFunction::from_fn_ptr(console))
-        .map_err(|e| format!("engine setup: {e}"))?;
-    context
-        .register_global_callable(
-            js_string!("__secret"),
-            1,
-            NativeFunction::from_fn_ptr(secret),
-        )
-        .map_err(|e| format!("engine setup: {e}"))?;
-    context
-        .eval(Source::from_bytes(PRELUDE))
-        .map_err(|e| format!("engine setup: {e}"))?;
-    Ok(context)
+        .with(|ctx| -> rquickjs::Result<()> {
+            let globals = ctx.globals();
+            globals.set("__log", Function::new(ctx.clone(), console)?)?;
+            globals.set(
+                "__secret",
+                Function::new(ctx.clone(), |name: String| secrets::get(&name))?,
+            )?;
+            ctx.eval::<(), _>(PRELUDE)
+        })
+        .map_err(setup)?;
+    Ok(Engine {
+        _runtime: runtime,
+        context,
+    })
 }
 
 thread_local! {
     /// The interpreter, built by `wizer-initialize` into the snapshot every
     /// call starts from (or on first use when not pre-initialised).
-    static CONTEXT: RefCell<Option<Context>> = const { RefCell::new(None) };
+    static ENGINE: RefCell<Option<Engine>> = const { RefCell::new(None) };
 }
 
-/// Run `f` on the ready interpreter.
-fn with_context<T>(f: impl FnOnce(&mut Context) -> Result<T, Error>) -> Result<T, Error> {
-    CONTEXT.with(|cell| {
+/// Run `f` in the ready interpreter.
+fn with_context<T>(f: impl FnOnce(&Ctx<'_>) -> Result<T, Error>) -> Result<T, Error> {
+    ENGINE.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.is_none() {
-            *slot = Some(new_context()?);
+            *slot = Some(new_engine()?);
         }
-        f(slot.as_mut().expect("just set"))
+        let engine = slot.as_ref().expect("just set");
+        engine.context.with(|ctx| f(&ctx))
     })
 }
 
 /// The name a snippet's positions are reported under.
 const SNIPPET_PATH: &str = "snippet.js";
 
-/// Parse the snippet as a module; the error names the position.
-fn parse(source: &str, context: &mut Context) -> Result<Module, Error> {
-    let source = Source::from_bytes(source).with_path(std::path::Path::new(SNIPPET_PATH));
-    Module::parse(source, None, context).map_err(|e| format!("snippet does not parse: {e}"))
+/// The pending exception behind `error`, as text (`TypeError: …`) and the
+/// stack QuickJS recorded for it.
+fn exception(ctx: &Ctx<'_>, error: rquickjs::Error) -> (String, String) {
+    if !matches!(error, rquickjs::Error::Exception) {
+        return (error.to_string(), String::new());
+    }
+    let thrown = ctx.catch();
+    let text = thrown
+        .get::<Coerced<String>>()
+        .map(|c| c.0)
+        .unwrap_or_else(|_| "an exception".into());
+    let stack = thrown
+        .as_exception()
+        .and_then(|e| e.stack())
+        .unwrap_or_default();
+    (text, stack)
+}
+
+/// The frames of `stack` in the snippet's own code, at most five.
+fn snippet_frames(stack: &str) -> impl Iterator<Item = &str> {
+    stack
+        .lines()
+        .map(str::trim)
+        .filter(|frame| frame.contains(SNIPPET_PATH))
+        .take(5)
+}
+
+/// Parse the snippet as a module; the error names the position
+/// (`SyntaxError: … at line 2, col 24`).
+fn parse<'js>(source: &str, ctx: &Ctx<'js>) -> Result<Module<'js>, Error> {
+    Module::declare(ctx.clone(), SNIPPET_PATH, source).map_err(|e| {
+        let (text, stack) = exception(ctx, e);
+        let position = snippet_frames(&stack)
+            .next()
+            .and_then(|frame| {
+                let at = frame.rsplit(&format!("{SNIPPET_PATH}:")).next()?;
+                let mut numbers = at.trim_end_matches(')').split(':');
+                Some(format!(
+                    " at line {}, col {}",
+                    numbers.next()?,
+                    numbers.next()?
+                ))
+            })
+            .unwrap_or_default();
+        format!("snippet does not parse: {text}{position}")
+    })
 }
 
 /// An exception as a person reads it: the message, then at most five
 /// frames of the snippet's own code (`at f (snippet.js:3:12)`).
-fn thrown(e: impl std::fmt::Display) -> Error {
-    let text = e.to_string();
-    let mut lines = text.lines();
-    let mut message = format!("snippet threw {}", lines.next().unwrap_or_default());
-    for frame in lines.filter(|l| l.contains(SNIPPET_PATH)).take(5) {
+fn thrown(ctx: &Ctx<'_>, error: rquickjs::Error) -> Error {
+    let (text, stack) = exception(ctx, error);
+    let mut message = format!("snippet threw {text}");
+    for frame in snippet_frames(&stack) {
         message.push('\n');
-        message.push_str(frame.trim());
+        message.push_str(frame);
     }
     message
 }
 
 /// Run the snippet's default export on `event`.
-fn run(source: &str, event: &Event, context: &mut Context) -> Result<Outcome, Error> {
-    let module = parse(source, context)?;
-    let evaluated = module.load_link_evaluate(context);
-    let _ = context.run_jobs();
-    if let PromiseState::Rejected(reason) = evaluated.state() {
-        return Err(thrown(reason.display()));
-    }
-    let handler = module
-        .namespace(context)
-        .get(js_string!("default"), context)
-        .map_err(|e| e.to_string())?;
-    if !handler.is_callable() {
+fn run(source: &str, event: &Event, ctx: &Ctx<'_>) -> Result<Outcome, Error> {
+    let (module, evaluated) = parse(source, ctx)?.eval().map_err(|e| thrown(ctx, e))?;
+    evaluated.finish::<()>().map_err(|e| thrown(ctx, e))?;
+    let handler: Value = module.get("default").map_err(|e| thrown(ctx, e))?;
+    let Some(handler) = handler.into_function() else {
         return Err("a snippet must `export default function (event, ctx) { ... }`".into());
-    }
-    let payload: Value =
+    };
+    let payload: Json =
         serde_json::from_str(&event.payload).map_err(|e| format!("event payload: {e}"))?;
     let event_json = serde_json::json!({
         "id": event.id, "name": event.name, "createdAt": event.created_at,
         "payload": payload, "hookId": event.hook_id, "trigger": event.trigger,
     })
     .to_string();
-    let run = context
-        .global_object()
-        .get(js_string!("__run"), context)
-        .map_err(|e| e.to_string())?;
-    let args = [
-        handler,
-        JsValue::from(js_string!(event_json.as_str())),
-        JsValue::from(js_string!(config_json().as_str())),
-    ];
-    let answer = run
-        .as_callable()
-        .expect("the prelude defines __run")
-        .call(&JsValue::undefined(), &args, context)
-        .map_err(thrown)?;
-    let _ = context.run_jobs();
-    let text = answer
-        .to_string(context)
-        .map_err(|e| e.to_string())?
-        .to_std_string_escaped();
+    let run: Function = ctx.globals().get("__run").map_err(|e| thrown(ctx, e))?;
+    let answer: String = run
+        .call((handler, event_json, config_json()))
+        .map_err(|e| thrown(ctx, e))?;
+    while ctx.execute_pending_job() {}
     let reported: Reported =
-        serde_json::from_str(&text).map_err(|e| format!("snippet result: {e}"))?;
+        serde_json::from_str(&answer).map_err(|e| format!("snippet result: {e}"))?;
     Ok(outcome(reported, event.trigger.is_some()))
 }
 
 /// The config, without the engine's own keys, as JSON text.
 fn config_json() -> String {
-    let config: serde_json::Map<String, Value> = config::get_all()
+    let config: serde_json::Map<String, Json> = config::get_all()
         .into_iter()
         .filter(|(k, _)| !k.starts_with("wasmhooks."))
-        .map(|(k, v)| (k, Value::String(v)))
+        .map(|(k, v)| (k, Json::String(v)))
         .collect();
-    Value::Object(config).to_string()
+    Json::Object(config).to_string()
 }
 
 /// The plugin outcome for what the snippet reported.
@@ -281,15 +296,15 @@ impl bindings::exports::wasmhooks::hook::handler::Guest for Js {
     fn handle(event: Event) -> Result<Outcome, String> {
         let source = config::get(SNIPPET_KEY)
             .ok_or_else(|| format!("no snippet: config `{SNIPPET_KEY}` is missing"))?;
-        with_context(|context| {
+        with_context(|ctx| {
             if config::get(CHECK_KEY).is_some() {
-                parse(&source, context)?;
+                parse(&source, ctx)?;
                 return Ok(Outcome::Continue(Proceed {
                     payload: None,
                     headers: Vec::new(),
                 }));
             }
-            run(&source, &event, context)
+            run(&source, &event, ctx)
         })
     }
 }
