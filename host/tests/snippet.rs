@@ -174,6 +174,12 @@ async fn a_syntax_error_is_refused_when_the_hook_is_created() {
 async fn exceptions_and_hostile_snippets_cost_only_their_call() {
     let dir = tempfile::tempdir().unwrap();
     let host = host(dir.path()).await;
+    // 600 locals per frame: the C stack runs out long before the wasm one.
+    let locals: Vec<String> = (0..600).map(|i| format!("v{i} = n")).collect();
+    let wide_frames = format!(
+        "function f(n) {{ let {}; return f(v0 + v599); }}\nexport default () => f(1);",
+        locals.join(", ")
+    );
     for (trigger, source) in [
         (
             "Throws",
@@ -188,6 +194,7 @@ async fn exceptions_and_hostile_snippets_cost_only_their_call() {
             "Recurses",
             "export default function f(e) { return f(e) + 1; }",
         ),
+        ("RecursesWide", wide_frames.as_str()),
         ("Fine", "export default (event) => event"),
     ] {
         host.create_hook(
@@ -219,9 +226,113 @@ async fn exceptions_and_hostile_snippets_cost_only_their_call() {
     // InternalError the snippet could catch; uncaught, it fails the call.
     let hoard = error(&hoarded);
     assert!(hoard.contains("out of memory"), "{hoard}");
+    // Deep recursion ends on the wasm stack cap or, for frames with many
+    // locals, on QuickJS's own C stack check; either fails only the call.
     let recursed = host.call_sync("Recurses", json!({}), None).await.unwrap();
-    assert!(error(&recursed).contains("recursi"), "{recursed:?}");
+    assert!(error(&recursed).contains("recursion"), "{recursed:?}");
+    let wide = host
+        .call_sync("RecursesWide", json!({}), None)
+        .await
+        .unwrap();
+    let wide = error(&wide);
+    assert!(
+        wide.contains("snippet threw RangeError: Maximum call stack size exceeded"),
+        "{wide}"
+    );
     let fine = host.call_sync("Fine", json!({"a": 1}), None).await.unwrap();
     assert_eq!(fine.decision, Verdict::Allow, "the host keeps serving");
+    host.shutdown().await;
+}
+
+/// An async snippet that adds the country of the sign-up's IP address,
+/// asked of the API at `ctx.config.api`.
+const GEO: &str = r#"export default async function (event, ctx) {
+  const answer = await fetch(`${ctx.config.api}?ip=${event.payload.ip}`, {
+    headers: { authorization: `Bearer ${ctx.secrets.token}` },
+  });
+  if (!answer.ok) return ctx.deny("geo_unavailable", `geo lookup answered ${answer.status}`);
+  const { country } = await answer.json();
+  event.payload.country = country;
+  return event;
+}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_snippets_fetch_from_granted_hosts_only() {
+    use axum::extract::Query;
+    use axum::http::HeaderMap;
+    use std::collections::HashMap;
+    let api = wasmhooks_testkit::Receiver::start(axum::Router::new().route(
+        "/geo",
+        axum::routing::get(
+            |Query(q): Query<HashMap<String, String>>, headers: HeaderMap| async move {
+                let authorized = headers
+                    .get("authorization")
+                    .is_some_and(|v| v == "Bearer t0k");
+                let country = if q.get("ip").is_some_and(|ip| ip == "203.0.113.7") {
+                    "NL"
+                } else {
+                    "??"
+                };
+                axum::Json(json!({ "country": if authorized { country } else { "unauthorized" } }))
+            },
+        ),
+    ))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let host = host(dir.path()).await;
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/geo", listener.local_addr().unwrap())
+    };
+    let granted = json!({"hosts": ["127.0.0.1"], "private_networks": ["127.0.0.0/8"]});
+    for (trigger, url, http) in [
+        ("Granted", api.url("/geo"), granted.clone()),
+        ("Ungranted", api.url("/geo"), json!({})),
+        ("Down", closed, granted),
+    ] {
+        host.create_hook(
+            Some(trigger.to_lowercase()),
+            json!({"sync": {"trigger": trigger, "on_error": "deny"},
+                   "steps": [{"snippet": GEO, "config": {"api": url},
+                              "secrets": {"token": "t0k"}, "http": http}]}),
+        )
+        .await
+        .unwrap();
+    }
+
+    let granted = host
+        .call_sync("Granted", json!({"ip": "203.0.113.7"}), None)
+        .await
+        .unwrap();
+    assert_eq!(granted.decision, Verdict::Allow, "{granted:?}");
+    assert_eq!(
+        serde_json::to_value(granted.patch.unwrap()).unwrap(),
+        json!([{"op": "add", "path": "/country", "value": "NL"}])
+    );
+
+    let refused = host
+        .call_sync("Ungranted", json!({"ip": "203.0.113.7"}), None)
+        .await
+        .unwrap();
+    assert_eq!(refused.decision, Verdict::Deny);
+    // As for any plugin, a request outside the grant fails the whole call
+    // as a policy violation; the snippet cannot catch it and carry on.
+    let error = refused.hooks[0].error.clone().unwrap();
+    assert!(
+        error.contains("127.0.0.1") && error.contains("not granted"),
+        "{error}"
+    );
+
+    // A granted host that does not answer rejects `fetch` with a TypeError,
+    // as in browsers, which the snippet may catch.
+    let down = host
+        .call_sync("Down", json!({"ip": "203.0.113.7"}), None)
+        .await
+        .unwrap();
+    let error = down.hooks[0].error.clone().unwrap();
+    assert!(
+        error.contains("snippet threw TypeError: fetch http://127.0.0.1:"),
+        "{error}"
+    );
     host.shutdown().await;
 }

@@ -33,8 +33,9 @@
 
 use std::cell::RefCell;
 
-use rquickjs::{Coerced, Context, Ctx, Function, Module, Runtime, Value};
+use rquickjs::{Coerced, Context, Ctx, Exception, Function, Module, Runtime, Value};
 use serde_json::Value as Json;
+use wasmhooks_sdk::http::Request;
 
 #[allow(missing_docs, clippy::all, unsafe_code)]
 mod bindings {
@@ -78,12 +79,37 @@ globalThis.__run = (handler, eventJson, configJson) => {
     deny(code, message) { outcome.deny = { code: String(code), message: String(message ?? code) }; return undefined; },
     setHeader(name, value) { outcome.headers[String(name)] = String(value); },
   });
+  const report = (result) => {
+    if (result !== undefined && result !== null) {
+      if (typeof result !== "object") throw new TypeError("a snippet returns the event (an object) or nothing");
+      outcome.payload = "payload" in result ? result.payload : result;
+    }
+    return JSON.stringify(outcome);
+  };
   const result = handler(event, ctx);
-  if (result !== undefined && result !== null) {
-    if (typeof result !== "object") throw new TypeError("a snippet returns the event (an object) or nothing");
-    outcome.payload = "payload" in result ? result.payload : result;
-  }
-  return JSON.stringify(outcome);
+  return result instanceof Promise ? result.then(report) : report(result);
+};
+const __headers = (pairs) => {
+  const map = new Map(pairs.map(([name, value]) => [name.toLowerCase(), value]));
+  return {
+    get: (name) => map.get(String(name).toLowerCase()) ?? null,
+    has: (name) => map.has(String(name).toLowerCase()),
+    entries: () => map.entries(),
+    [Symbol.iterator]: () => map.entries(),
+  };
+};
+globalThis.fetch = async (url, init = {}) => {
+  const headers = Object.entries(init.headers ?? {}).map(([name, value]) => [String(name), String(value)]);
+  const body = init.body === undefined || init.body === null ? "" : String(init.body);
+  const answer = JSON.parse(__fetch(String(init.method ?? "GET"), String(url), JSON.stringify(headers), body));
+  return {
+    status: answer.status,
+    ok: answer.status >= 200 && answer.status < 300,
+    url: String(url),
+    headers: __headers(answer.headers),
+    text: async () => answer.body,
+    json: async () => JSON.parse(answer.body),
+  };
 };
 "#;
 
@@ -125,6 +151,44 @@ fn console(level: String, message: String) {
     log::write(level, &message);
 }
 
+/// What `__fetch` hands back to the prelude's `fetch`.
+#[derive(serde::Serialize)]
+struct Fetched {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+/// `__fetch(method, url, headers, body)`: one request through the host's
+/// outbound policy (granted hosts only, bounded by the call's deadline),
+/// answered as JSON text; a refused or failed request throws a `TypeError`,
+/// as `fetch` does in browsers.
+fn fetch(
+    ctx: Ctx<'_>,
+    method: String,
+    url: String,
+    headers: String,
+    body: String,
+) -> rquickjs::Result<String> {
+    let headers: Vec<(String, String)> = serde_json::from_str(&headers)
+        .map_err(|e| Exception::throw_type(&ctx, &format!("fetch headers: {e}")))?;
+    let request = headers
+        .iter()
+        .fold(Request::new(&method, &url), |request, (name, value)| {
+            request.header(name, value)
+        })
+        .body(body.into_bytes());
+    let response = request
+        .send()
+        .map_err(|e| Exception::throw_type(&ctx, &format!("fetch {url} failed: {e}")))?;
+    let fetched = Fetched {
+        status: response.status,
+        headers: response.headers,
+        body: String::from_utf8_lossy(&response.body).into_owned(),
+    };
+    Ok(serde_json::to_string(&fetched).expect("strings and numbers serialise"))
+}
+
 /// How deep QuickJS lets the C stack (1 MiB in a Rust wasm module) grow
 /// before a script's recursion throws a `RangeError`, leaving room for the
 /// Rust frames around it.
@@ -144,6 +208,7 @@ fn new_engine() -> Result<Engine, Error> {
                 "__secret",
                 Function::new(ctx.clone(), |name: String| secrets::get(&name))?,
             )?;
+            globals.set("__fetch", Function::new(ctx.clone(), fetch)?)?;
             ctx.eval::<(), _>(PRELUDE)
         })
         .map_err(setup)?;
@@ -192,13 +257,19 @@ fn exception(ctx: &Ctx<'_>, error: rquickjs::Error) -> (String, String) {
     (text, stack)
 }
 
-/// The frames of `stack` in the snippet's own code, at most five.
-fn snippet_frames(stack: &str) -> impl Iterator<Item = &str> {
-    stack
-        .lines()
-        .map(str::trim)
-        .filter(|frame| frame.contains(SNIPPET_PATH))
-        .take(5)
+/// The frames of `stack` in the snippet's own code, at most five, a frame
+/// repeated by recursion shown once.
+fn snippet_frames(stack: &str) -> Vec<&str> {
+    let mut frames: Vec<&str> = Vec::new();
+    for frame in stack.lines().map(str::trim) {
+        if frame.contains(SNIPPET_PATH) && frames.last() != Some(&frame) {
+            frames.push(frame);
+            if frames.len() == 5 {
+                break;
+            }
+        }
+    }
+    frames
 }
 
 /// Parse the snippet as a module; the error names the position
@@ -207,7 +278,7 @@ fn parse<'js>(source: &str, ctx: &Ctx<'js>) -> Result<Module<'js>, Error> {
     Module::declare(ctx.clone(), SNIPPET_PATH, source).map_err(|e| {
         let (text, stack) = exception(ctx, e);
         let position = snippet_frames(&stack)
-            .next()
+            .first()
             .and_then(|frame| {
                 let at = frame.rsplit(&format!("{SNIPPET_PATH}:")).next()?;
                 let mut numbers = at.trim_end_matches(')').split(':');
@@ -250,9 +321,17 @@ fn run(source: &str, event: &Event, ctx: &Ctx<'_>) -> Result<Outcome, Error> {
     })
     .to_string();
     let run: Function = ctx.globals().get("__run").map_err(|e| thrown(ctx, e))?;
-    let answer: String = run
+    let answer: Value = run
         .call((handler, event_json, config_json()))
         .map_err(|e| thrown(ctx, e))?;
+    // An `async` snippet answers a promise: run its jobs until it settles.
+    let answer: String = match answer.as_promise() {
+        Some(promise) => promise.finish().map_err(|e| match e {
+            rquickjs::Error::WouldBlock => "the snippet's promise never settled".to_string(),
+            e => thrown(ctx, e),
+        })?,
+        None => answer.get().map_err(|e| thrown(ctx, e))?,
+    };
     while ctx.execute_pending_job() {}
     let reported: Reported =
         serde_json::from_str(&answer).map_err(|e| format!("snippet result: {e}"))?;
