@@ -336,3 +336,38 @@ async fn async_snippets_fetch_from_granted_hosts_only() {
     );
     host.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn modern_javascript_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = host(dir.path()).await;
+    host.create_hook(
+        Some("modern".into()),
+        json!({"sync": {"trigger": "PreRegistration"},
+               "steps": [{"snippet": r#"
+class Tag { #name; constructor(name) { this.#name = name; } get name() { return this.#name; } }
+export default async ({ payload, ...event }) => {
+  payload.roles ??= [];
+  const [first, ...others] = payload.emails ?? [];
+  await null;
+  return { ...event, payload: { ...payload, primary: first?.toLowerCase(), others: others.length,
+    last: [1, 2, 3].at(-1), sorted: [3, 1, 2].toSorted(), tag: new Tag("vip").name, big: `${2n ** 64n}` } };
+};"#}]}),
+    )
+    .await
+    .unwrap();
+    let decision = host
+        .call_sync(
+            "PreRegistration",
+            json!({"emails": ["Ada@Example.com", "a@b.c"]}),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(decision.decision, Verdict::Allow, "{decision:?}");
+    let patched = json!({"emails": ["Ada@Example.com", "a@b.c"], "roles": [], "primary": "ada@example.com",
+                         "others": 1, "last": 3, "sorted": [1, 2, 3], "tag": "vip",
+                         "big": "18446744073709551616"});
+    assert_eq!(decision.payload, Some(patched));
+    host.shutdown().await;
+}
