@@ -1,7 +1,8 @@
 //! `js`: the built-in JavaScript snippet engine, [QuickJS] (through
-//! rquickjs) inside an ordinary wasmhooks plugin. A snippet is data, not a module to compile: its source
-//! arrives in the step's config under `wasmhooks.snippet`, and the rest of
-//! the config and the secrets become `ctx.config` and `ctx.secrets`.
+//! rquickjs) inside an ordinary wasmhooks plugin. A snippet is data, not a
+//! module to compile: its source arrives in the step's config under
+//! `wasmhooks.snippet`, and the rest of the config and the secrets become
+//! `ctx.config` and `ctx.secrets`.
 //!
 //! A snippet is an ES module whose default export is called with the event
 //! and a context:
@@ -20,6 +21,8 @@
 //! drops a delivery; in a synchronous trigger `ctx.deny(code, message)`
 //! refuses the flow and a changed payload becomes the patch.
 //! `console.log` (and `info`, `warn`, `error`, `debug`) go to the call's log.
+//! The export may be `async` and use `fetch`, which goes through the host's
+//! outbound HTTP policy like any plugin's requests.
 //!
 //! With `wasmhooks.check` set, the snippet is only parsed: a syntax error
 //! comes back with its line and column, and nothing runs.
@@ -161,8 +164,9 @@ struct Fetched {
 
 /// `__fetch(method, url, headers, body)`: one request through the host's
 /// outbound policy (granted hosts only, bounded by the call's deadline),
-/// answered as JSON text; a refused or failed request throws a `TypeError`,
-/// as `fetch` does in browsers.
+/// answered as JSON text. A request that fails (unreachable, malformed)
+/// throws a `TypeError`, as `fetch` does in browsers; one outside the grant
+/// is stopped by the host, which fails the whole call.
 fn fetch(
     ctx: Ctx<'_>,
     method: String,
