@@ -92,9 +92,10 @@ fn install_c_tools() -> Result<(), String> {
     }
 }
 
-/// The environment that points the QuickJS build (rquickjs-sys, through the
-/// cc crate) at a local clang for wasm instead of downloading a wasi-sdk.
-fn c_toolchain_env() -> Result<Vec<(String, String)>, String> {
+/// The compiler and archiver for the QuickJS build (rquickjs-sys, through
+/// the cc crate). Its flags, and the switch that stops it downloading a
+/// wasi-sdk, are in the workspace's `.cargo/config.toml`.
+fn c_toolchain_env() -> Result<[(String, String); 2], String> {
     let (clang, ar) = match find_c_tools() {
         Some(tools) => tools,
         None => {
@@ -103,20 +104,9 @@ fn c_toolchain_env() -> Result<Vec<(String, String)>, String> {
         }
     };
     let target = TARGET.replace('-', "_");
-    Ok(vec![
-        ("RQUICKJS_SYS_NO_WASI_SDK".into(), "1".into()),
+    Ok([
         (format!("CC_{target}"), clang),
         (format!("AR_{target}"), ar),
-        // QuickJS compiled for wasi skips its stack-depth check, so deep
-        // recursion would run off the bottom of the C stack. Compiled for
-        // `wasm32-unknown-unknown` against the wasi-libc headers rquickjs-sys
-        // ships for that target (the path is relative to its build script's
-        // directory), it keeps the check. The objects link into the wasip2
-        // component against Rust's own wasi-libc all the same.
-        (
-            format!("CFLAGS_{target}"),
-            "--target=wasm32-unknown-unknown -nostdlibinc -isystem vendor/wasi-libc/include".into(),
-        ),
     ])
 }
 
