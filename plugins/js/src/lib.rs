@@ -61,7 +61,7 @@ pub const SNIPPET_KEY: &str = "wasmhooks.snippet";
 /// The config key asking for a parse-only check.
 pub const CHECK_KEY: &str = "wasmhooks.check";
 
-/// Glue between the snippet and the plugin: the `console` object, and the
+/// Glue between the snippet and the plugin: `console`, `fetch`, and the
 /// `ctx` a snippet gets, whose calls record the outcome.
 const PRELUDE: &str = r#"
 const __fmt = (v) => typeof v === "string" ? v : (() => { try { return JSON.stringify(v); } catch { return String(v); } })();
