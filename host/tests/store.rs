@@ -189,9 +189,10 @@ async fn ingest_fans_out_to_subscribed_enabled_hooks(store: SharedStore) {
         .await
         .unwrap();
     assert_eq!(stored.len(), 2);
-    assert_eq!(stored[0].id, "evt_fan");
+    // Both may share a millisecond, and then they are in id order.
+    let fan = stored.iter().find(|e| e.id == "evt_fan").unwrap();
     assert_eq!(
-        serde_json::from_str::<serde_json::Value>(&stored[0].payload).unwrap()["userId"],
+        serde_json::from_str::<serde_json::Value>(&fan.payload).unwrap()["userId"],
         "u1"
     );
 }
@@ -322,6 +323,25 @@ async fn expired_leases_are_taken_over(store: SharedStore) {
         .await
         .unwrap_err();
     assert!(matches!(late, StoreError::LeaseLost(_)), "{late}");
+    let missing = store
+        .finish_attempt(
+            "worker_b",
+            "dlv_missing",
+            Some(attempt(false)),
+            Next::Succeeded,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            missing,
+            StoreError::NotFound {
+                kind: "delivery",
+                ..
+            }
+        ),
+        "{missing}"
+    );
     store
         .finish_attempt("worker_b", &id, Some(attempt(true)), Next::Succeeded)
         .await

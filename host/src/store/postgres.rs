@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Transaction};
 use tokio::sync::{mpsc, oneshot, Notify};
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{AsyncMessage, NoTls, Row};
 
 use super::sql::{self, pg, Dialect};
@@ -654,34 +655,21 @@ impl Store for PostgresStore {
     }
 
     async fn claim(&self, owner: &str, limit: usize, lease: Duration) -> StoreResult<Vec<Claimed>> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
+        let client = self.client().await?;
         let now = now_ms();
-        let due = tx
-            .prepare_cached(&pg(&sql::due_deliveries_locked()))
+        let claim = client.prepare_cached(&pg(&sql::claim_due())).await?;
+        let rows = client
+            .query(&claim, &[&now, &(limit as i64), &owner, &after(now, lease)])
             .await?;
-        let ids: Vec<String> = tx
-            .query(&due, &[&now, &(limit as i64)])
-            .await?
+        Ok(rows
             .iter()
-            .map(|r| r.get(0))
-            .collect();
-        let take = tx.prepare_cached(&pg(sql::TAKE_LEASE)).await?;
-        let fetch = tx.prepare_cached(&pg(&sql::select_claimed())).await?;
-        let lease_end = after(now, lease);
-        let mut claimed = Vec::with_capacity(ids.len());
-        for id in ids {
-            tx.execute(&take, &[&id, &owner, &lease_end, &now]).await?;
-            let row = tx.query_one(&fetch, &[&id]).await?;
-            claimed.push(Claimed {
-                delivery: delivery_from_row(&row),
+            .map(|row| Claimed {
+                delivery: delivery_from_row(row),
                 event_name: row.get(10),
                 payload: row.get(11),
                 event_created_at: row.get(12),
-            });
-        }
-        tx.commit().await?;
-        Ok(claimed)
+            })
+            .collect())
     }
 
     async fn renew(&self, owner: &str, ids: &[String], lease: Duration) -> StoreResult<usize> {
@@ -709,55 +697,79 @@ impl Store for PostgresStore {
         let now = now_ms();
         let (status, due_at, error, finished_at) = sql::after_attempt(&next, attempt.as_ref(), now);
         let finish = tx.prepare_cached(&pg(sql::FINISH_ATTEMPT)).await?;
-        let updated = tx
-            .execute(
-                &finish,
-                &[
-                    &delivery_id,
-                    &owner,
-                    &status.as_str(),
-                    &due_at,
-                    &error,
-                    &now,
-                    &finished_at,
-                ],
+        let health = tx.prepare_cached(&pg(sql::ENDPOINT_HEALTH)).await?;
+        let insert = tx.prepare_cached(&pg(sql::INSERT_ATTEMPT)).await?;
+        let finish_params: [&(dyn ToSql + Sync); 7] = [
+            &delivery_id,
+            &owner,
+            &status.as_str(),
+            &due_at,
+            &error,
+            &now,
+            &finished_at,
+        ];
+        let sent = attempt.as_ref().is_some_and(NewAttempt::sent);
+        let success = attempt.as_ref().is_some_and(|a| a.success);
+        let attempt = attempt.map(|a| {
+            (
+                a.started_at,
+                a.duration_ms as i64,
+                headers_json(&a.request_headers),
+                a.request_body,
+                a.response_status.map(i64::from),
+                headers_json(&a.response_headers),
+                cap_body(a.response_body, self.limits.max_logged_body_bytes),
+                a.error_kind,
+                a.error_message,
+                a.success,
             )
-            .await?;
-        if updated == 0 {
-            return Err(
-                match tx
-                    .query_opt(&pg(sql::EXISTS_DELIVERY), &[&delivery_id])
-                    .await?
-                {
-                    Some(_) => StoreError::LeaseLost(delivery_id.to_string()),
-                    None => not_found("delivery", delivery_id),
-                },
-            );
-        }
-        if let Some(attempt) = attempt {
-            if attempt.sent() {
-                let health = tx.prepare_cached(&pg(sql::ENDPOINT_HEALTH)).await?;
-                tx.execute(&health, &[&delivery_id, &attempt.success, &now])
+        });
+        // The statements go out together, in order, in one round trip: the
+        // attempt's number reads the count the update just raised. When the
+        // lease turns out lost, the transaction is rolled back on drop.
+        let pipelined = tokio::try_join!(
+            tx.execute(&finish, &finish_params),
+            async {
+                if sent {
+                    tx.execute(&health, &[&delivery_id, &success, &now]).await?;
+                }
+                Ok(())
+            },
+            async {
+                if let Some(a) = &attempt {
+                    tx.execute(
+                        &insert,
+                        &[
+                            &delivery_id,
+                            &a.0,
+                            &a.1,
+                            &a.2,
+                            &a.3,
+                            &a.4,
+                            &a.5,
+                            &a.6,
+                            &a.7,
+                            &a.8,
+                            &a.9,
+                        ],
+                    )
                     .await?;
-            }
-            let insert = tx.prepare_cached(&pg(sql::INSERT_ATTEMPT)).await?;
-            tx.execute(
-                &insert,
-                &[
-                    &delivery_id,
-                    &attempt.started_at,
-                    &(attempt.duration_ms as i64),
-                    &headers_json(&attempt.request_headers),
-                    &attempt.request_body,
-                    &attempt.response_status.map(i64::from),
-                    &headers_json(&attempt.response_headers),
-                    &cap_body(attempt.response_body, self.limits.max_logged_body_bytes),
-                    &attempt.error_kind,
-                    &attempt.error_message,
-                    &attempt.success,
-                ],
-            )
-            .await?;
+                }
+                Ok(())
+            },
+        );
+        if !matches!(pipelined, Ok((updated, (), ())) if updated > 0) {
+            // Nothing was finished: roll back, and say why. A lost lease or
+            // a missing delivery explains a failed statement too.
+            drop(tx);
+            let exists = client
+                .query_opt(&pg(sql::EXISTS_DELIVERY), &[&delivery_id])
+                .await?;
+            return Err(match (pipelined, exists) {
+                (_, None) => not_found("delivery", delivery_id),
+                (Err(e), Some(_)) => e.into(),
+                (Ok(_), Some(_)) => StoreError::LeaseLost(delivery_id.to_string()),
+            });
         }
         if matches!(next, Next::Retry { .. }) {
             notify_work(&tx).await?;

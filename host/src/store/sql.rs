@@ -182,9 +182,21 @@ pub(crate) const DUE_DELIVERIES: &str =
             WHERE p.hook_id = d.hook_id AND p.status IN ('pending', 'in_flight') AND p.id < d.id))
      ORDER BY d.due_at LIMIT ?2";
 
-/// The same, locking the rows it returns and skipping rows other claimers hold.
-pub(crate) fn due_deliveries_locked() -> String {
-    format!("{DUE_DELIVERIES} FOR UPDATE OF d SKIP LOCKED")
+/// Claim in one statement (PostgreSQL): lock the due deliveries, skipping
+/// rows other claimers hold, lease them, and return them with their events,
+/// earliest due first. One round trip however many are claimed.
+/// Params: now, limit, owner, lease end.
+pub(crate) fn claim_due() -> String {
+    let due = DUE_DELIVERIES.replacen("SELECT d.id", "SELECT d.id, d.due_at AS was_due", 1);
+    format!(
+        "WITH due AS ({due} FOR UPDATE OF d SKIP LOCKED),
+         d AS (UPDATE deliveries
+               SET status = 'in_flight', lease_owner = ?3, due_at = ?4, updated_at = ?1
+               FROM due WHERE deliveries.id = due.id
+               RETURNING deliveries.*, due.was_due)
+         SELECT {DELIVERY_COLUMNS}, e.name, e.payload, e.created_at
+         FROM d JOIN events e ON e.id = d.event_id ORDER BY d.was_due, d.id"
+    )
 }
 
 /// Params: id, owner, lease end, now.
