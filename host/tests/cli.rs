@@ -96,6 +96,37 @@ fn readme_examples_run() {
         None,
     ));
     assert_eq!(printed["outcome"], "deny");
+
+    let snippets = wasmhooks_testkit::workspace_root().join("examples/snippets");
+    let snippet_run = |file: &str, event: &Path, extra: &[&str]| {
+        let (file, event) = (snippets.join(file), event.to_str().unwrap().to_string());
+        let cache = wasmhooks_testkit::shared_cache_dir().display().to_string();
+        let mut args = vec!["snippet", "run", file.to_str().unwrap(), "--event", &event];
+        args.extend_from_slice(&["--cache-dir", &cache, "--timeout-ms", "10000"]);
+        args.extend_from_slice(extra);
+        succeeded(&wasmhooks(&args, None))
+    };
+    let tagged = snippet_run("tag-tenant.js", &signed_in, &["--config", "tenant=acme"]);
+    assert_eq!(tagged["payload"]["user"]["tenant"], "acme");
+    assert_eq!(tagged["headers"], serde_json::json!([["x-tenant", "acme"]]));
+    assert_eq!(tagged["logs"][0]["message"], "delivering u_8a7d6c5b4a39");
+    let refused = snippet_run(
+        "block-domains.js",
+        &registration,
+        &["--sync", "--config", "blocked=spam.example, mailinator.com"],
+    );
+    assert_eq!(
+        (refused["outcome"].as_str(), refused["code"].as_str()),
+        (Some("deny"), Some("domain_blocked"))
+    );
+    let allowed = snippet_run(
+        "block-domains.js",
+        &registration,
+        &["--sync", "--config", "blocked=spam.example"],
+    );
+    // The changed payload; a sync trigger turns it into the patch.
+    assert_eq!(allowed["outcome"], "continue", "{allowed}");
+    assert_eq!(allowed["payload"]["customData"]["plan"], "free");
 }
 
 #[test]
