@@ -710,20 +710,7 @@ impl Store for PostgresStore {
         ];
         let sent = attempt.as_ref().is_some_and(NewAttempt::sent);
         let success = attempt.as_ref().is_some_and(|a| a.success);
-        let attempt = attempt.map(|a| {
-            (
-                a.started_at,
-                a.duration_ms as i64,
-                headers_json(&a.request_headers),
-                a.request_body,
-                a.response_status.map(i64::from),
-                headers_json(&a.response_headers),
-                cap_body(a.response_body, self.limits.max_logged_body_bytes),
-                a.error_kind,
-                a.error_message,
-                a.success,
-            )
-        });
+        let limit = self.limits.max_logged_body_bytes;
         // The statements go out together, in order, in one round trip: the
         // attempt's number reads the count the update just raised. When the
         // lease turns out lost, the transaction is rolled back on drop.
@@ -736,26 +723,25 @@ impl Store for PostgresStore {
                 Ok(())
             },
             async {
-                if let Some(a) = &attempt {
-                    tx.execute(
-                        &insert,
-                        &[
-                            &delivery_id,
-                            &a.0,
-                            &a.1,
-                            &a.2,
-                            &a.3,
-                            &a.4,
-                            &a.5,
-                            &a.6,
-                            &a.7,
-                            &a.8,
-                            &a.9,
-                        ],
-                    )
-                    .await?;
-                }
-                Ok(())
+                let Some(a) = attempt else { return Ok(()) };
+                tx.execute(
+                    &insert,
+                    &[
+                        &delivery_id,
+                        &a.started_at,
+                        &(a.duration_ms as i64),
+                        &headers_json(&a.request_headers),
+                        &a.request_body,
+                        &a.response_status.map(i64::from),
+                        &headers_json(&a.response_headers),
+                        &cap_body(a.response_body, limit),
+                        &a.error_kind,
+                        &a.error_message,
+                        &a.success,
+                    ],
+                )
+                .await
+                .map(drop)
             },
         );
         if !matches!(pipelined, Ok((updated, (), ())) if updated > 0) {
