@@ -119,8 +119,9 @@ globalThis.fetch = async (url, init = {}) => {
 /// What the prelude reports back.
 #[derive(serde::Deserialize)]
 struct Reported {
+    /// Kept as the text the snippet wrote, handed on without a re-parse.
     #[serde(default)]
-    payload: Option<Json>,
+    payload: Option<Box<serde_json::value::RawValue>>,
     #[serde(default)]
     cancel: Option<String>,
     #[serde(default)]
@@ -309,6 +310,33 @@ fn thrown(ctx: &Ctx<'_>, error: rquickjs::Error) -> Error {
     message
 }
 
+/// The event's fields other than the payload, as the snippet names them.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EventFields<'a> {
+    id: &'a str,
+    name: &'a str,
+    created_at: &'a str,
+    hook_id: &'a str,
+    trigger: Option<&'a str>,
+}
+
+/// The event as the snippet sees it, as JSON text. The payload arrives as
+/// JSON the host has checked, so it is spliced in as it is rather than
+/// parsed and written again.
+fn event_json(event: &Event) -> String {
+    let fields = serde_json::to_string(&EventFields {
+        id: &event.id,
+        name: &event.name,
+        created_at: &event.created_at,
+        hook_id: &event.hook_id,
+        trigger: event.trigger.as_deref(),
+    })
+    .expect("strings serialise");
+    let open = fields.strip_suffix('}').expect("an object");
+    format!("{open},\"payload\":{}}}", event.payload)
+}
+
 /// Run the snippet's default export on `event`.
 fn run(source: &str, event: &Event, ctx: &Ctx<'_>) -> Result<Outcome, Error> {
     let (module, evaluated) = parse(source, ctx)?.eval().map_err(|e| thrown(ctx, e))?;
@@ -317,13 +345,7 @@ fn run(source: &str, event: &Event, ctx: &Ctx<'_>) -> Result<Outcome, Error> {
     let Some(handler) = handler.into_function() else {
         return Err("a snippet must `export default function (event, ctx) { ... }`".into());
     };
-    let payload: Json =
-        serde_json::from_str(&event.payload).map_err(|e| format!("event payload: {e}"))?;
-    let event_json = serde_json::json!({
-        "id": event.id, "name": event.name, "createdAt": event.created_at,
-        "payload": payload, "hookId": event.hook_id, "trigger": event.trigger,
-    })
-    .to_string();
+    let event_json = event_json(event);
     let run: Function = ctx.globals().get("__run").map_err(|e| thrown(ctx, e))?;
     let answer: Value = run
         .call((handler, event_json, config_json()))
@@ -364,7 +386,7 @@ fn outcome(reported: Reported, sync: bool) -> Outcome {
         return Outcome::Cancel(reason);
     }
     Outcome::Continue(Proceed {
-        payload: reported.payload.map(|p| p.to_string()),
+        payload: reported.payload.map(|p| p.get().to_string()),
         headers: reported
             .headers
             .into_iter()
