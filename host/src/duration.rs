@@ -26,6 +26,19 @@ pub(crate) mod text {
     }
 }
 
+/// An optional duration (absent or `null` is none).
+pub(crate) mod option {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|t| super::parse(&t))
+            .transpose()
+    }
+}
+
 /// A list of durations.
 pub(crate) mod list {
     use std::time::Duration;

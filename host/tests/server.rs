@@ -624,8 +624,27 @@ async fn hooks_deliveries_and_plugins_are_managed_over_the_api() {
     assert_eq!(tested["results"][0]["status"], 200);
     assert_eq!(tested["results"][0]["body"], "receiver says hi");
 
-    // Rotation: two secrets sign during the grace period.
+    // Rotation: two secrets sign during the grace period, which must read
+    // as a duration.
     let old_key = patched.1["spec"]["webhook"]["signing_key"].clone();
+    let (status, body) = server
+        .call(
+            Method::POST,
+            "/v1/hooks/billing/signing-key",
+            Some(json!({"grace": "soon"})),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_field")
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`soon`"),
+        "{body}"
+    );
     let rotated = server
         .post("/v1/hooks/billing/signing-key", json!({"grace": "1h"}))
         .await;

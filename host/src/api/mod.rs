@@ -443,7 +443,9 @@ async fn test_hook(
 #[serde(deny_unknown_fields, default)]
 struct RotateRequest {
     /// How long the old secrets keep signing, e.g. `24h` (the default).
-    grace: Option<String>,
+    #[serde(with = "crate::duration::option")]
+    #[schema(value_type = Option<String>)]
+    grace: Option<std::time::Duration>,
 }
 
 /// Rotate a webhook's keys: a new signing key and a new Standard Webhooks
@@ -456,13 +458,7 @@ async fn rotate_signing_key(
     body: axum::body::Bytes,
 ) -> ApiResult<Json<HookView>> {
     let request: RotateRequest = optional_json(&body)?;
-    let grace = match request.grace {
-        None => None,
-        Some(text) => Some(humantime::parse_duration(&text).map_err(|e| {
-            ApiError::bad_request(format!("`grace`: `{text}` is not a duration: {e}"))
-        })?),
-    };
-    Ok(Json(s.host.rotate_signing_key(&id, grace).await?))
+    Ok(Json(s.host.rotate_signing_key(&id, request.grace).await?))
 }
 
 /// Enable a hook again (after a 410, a failing window, or an operator).
