@@ -769,11 +769,12 @@ impl Host {
                 "plugin names starting with `wasmhooks:` are reserved (`{name}`)"
             )));
         }
-        let runtime = self.inner.plugins.runtime().clone();
-        let loading = bytes.clone();
-        let plugin = tokio::task::spawn_blocking(move || runtime.load(&loading))
+        let plugin = self
+            .inner
+            .plugins
+            .runtime()
+            .load_async(bytes.clone())
             .await
-            .map_err(|e| HostError::Invalid(format!("compiling: {e}")))?
             .map_err(|e| HostError::InvalidPlugin(e.to_string()))?;
         let record = PluginRecord {
             name: name.to_string(),

@@ -12,6 +12,7 @@ use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
+use crate::runtime::Origin;
 use crate::store::QueueDepth;
 
 type Labels = Vec<(&'static str, String)>;
@@ -148,8 +149,12 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
-    /// A plugin was loaded; `origin` is `compiled` or `cache`.
-    pub fn plugin_load(&self, origin: &str) {
+    /// A plugin was loaded: compiled now, or read from the compile cache.
+    pub fn plugin_load(&self, origin: Origin) {
+        let origin = match origin {
+            Origin::Compiled => "compiled",
+            Origin::Cache => "cache",
+        };
         self.plugin_loads
             .get_or_create(&vec![("origin", origin.to_string())])
             .inc();

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::hook::JS_ENGINE;
 use crate::metrics::Metrics;
-use crate::runtime::{content_hash, CallReport, Grants, Origin, Plugin, PluginEvent, Runtime};
+use crate::runtime::{content_hash, CallReport, Grants, Plugin, PluginEvent, Runtime};
 use crate::store::SharedStore;
 
 /// Loaded plugins by name.
@@ -67,10 +67,9 @@ pub async fn load_js_engine(runtime: &Runtime) -> Result<Plugin, String> {
             bytes
         }
     };
-    let runtime = runtime.clone();
-    tokio::task::spawn_blocking(move || runtime.load(&bytes))
+    runtime
+        .load_async(bytes)
         .await
-        .map_err(|e| fail(e.to_string()))?
         .map_err(|e| fail(e.to_string()))
 }
 
@@ -130,7 +129,8 @@ impl PluginRegistry {
             None => {
                 let plugin = self
                     .runtime
-                    .load(&record.bytes)
+                    .load_async(record.bytes)
+                    .await
                     .map_err(|e| format!("plugin `{name}`: {e}"))?;
                 self.insert(name, plugin.clone());
                 Ok(plugin)
@@ -144,10 +144,7 @@ impl PluginRegistry {
         self.js
             .get_or_try_init(|| async {
                 let plugin = load_js_engine(&self.runtime).await?;
-                self.metrics.plugin_load(match plugin.origin() {
-                    Origin::Compiled => "compiled",
-                    Origin::Cache => "cache",
-                });
+                self.metrics.plugin_load(plugin.origin());
                 Ok(plugin)
             })
             .await
@@ -175,10 +172,7 @@ impl PluginRegistry {
 
     /// Use `plugin` for `name` from now on (it was just uploaded here).
     pub fn insert(&self, name: &str, plugin: Plugin) {
-        self.metrics.plugin_load(match plugin.origin() {
-            Origin::Compiled => "compiled",
-            Origin::Cache => "cache",
-        });
+        self.metrics.plugin_load(plugin.origin());
         self.keep(name, plugin);
     }
 

@@ -288,6 +288,15 @@ impl Runtime {
             }),
         })
     }
+
+    /// [`Runtime::load`] on a blocking thread: compiling takes from
+    /// milliseconds to seconds, which must not stall the async workers.
+    pub async fn load_async(&self, bytes: Vec<u8>) -> Result<Plugin, PluginError> {
+        let runtime = self.clone();
+        tokio::task::spawn_blocking(move || runtime.load(&bytes))
+            .await
+            .map_err(|e| PluginError::Host(format!("loading stopped: {e}")))?
+    }
 }
 
 /// Advance the engine's epoch every [`TICK`] until the engine is dropped.
