@@ -386,7 +386,7 @@ impl Dispatcher {
                 let body = delivery_body(
                     &claimed.event_name,
                     &created_at,
-                    &value,
+                    value,
                     &claimed.delivery.hook_id,
                 );
                 Steps::Continue {

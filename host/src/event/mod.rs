@@ -149,12 +149,12 @@ fn edit_distance(a: &str, b: &str) -> usize {
 /// The body a webhook receiver gets, as Logto shapes it: the payload's own
 /// keys in their order, `event` and `createdAt` filled in when the producer
 /// left them out, and `hookId` appended last.
-pub fn delivery_body(event_name: &str, created_at: &str, payload: &Value, hook_id: &str) -> Value {
+pub fn delivery_body(event_name: &str, created_at: &str, payload: Value, hook_id: &str) -> Value {
     let mut body = match payload {
-        Value::Object(map) => map.clone(),
+        Value::Object(map) => map,
         other => {
             let mut map = Map::new();
-            map.insert("data".into(), other.clone());
+            map.insert("data".into(), other);
             map
         }
     };
@@ -227,13 +227,13 @@ mod tests {
     #[test]
     fn body_keeps_key_order_and_appends_hook_id_last() {
         let payload = json!({"event": "PostSignIn", "interactionEvent": "SignIn", "sessionId": "s", "userId": "u"});
-        let body = delivery_body("PostSignIn", "2026-08-21T12:00:00.000Z", &payload, "hook1");
+        let body = delivery_body("PostSignIn", "2026-08-21T12:00:00.000Z", payload, "hook1");
         assert_eq!(
             body.to_string(),
             r#"{"event":"PostSignIn","interactionEvent":"SignIn","createdAt":"2026-08-21T12:00:00.000Z","sessionId":"s","userId":"u","hookId":"hook1"}"#
         );
         let data = json!({"createdAt": "2026-01-01T00:00:00.000Z", "hookId": "stale", "data": {"id": "o1"}});
-        let body = delivery_body("Organization.Created", "x", &data, "hook2");
+        let body = delivery_body("Organization.Created", "x", data, "hook2");
         assert_eq!(
             body.to_string(),
             r#"{"event":"Organization.Created","createdAt":"2026-01-01T00:00:00.000Z","data":{"id":"o1"},"hookId":"hook2"}"#
