@@ -33,7 +33,7 @@ use crate::delivery::signing::{generate_signing_key, WebhookSecret};
 use crate::event::{sample_payload, Catalogue, EventError, LOGTO_EVENTS};
 use crate::hook::{HookSpec, SecretEntry, CHECK_KEY, SNIPPET_KEY};
 use crate::metrics::Metrics;
-use crate::pipeline::PluginRegistry;
+use crate::pipeline::{PluginRegistry, PluginState};
 use crate::runtime::{content_hash, Runtime, RuntimeConfig};
 use crate::store::{
     self, now_ms, Attempt, Delivery, DeliveryQuery, HookRecord, HookStats, Ingested, Millis,
@@ -111,9 +111,13 @@ pub enum HostError {
     /// The hook definition is invalid.
     #[error("invalid hook: {0}")]
     InvalidHook(String),
-    /// The plugin upload is not a usable component.
+    /// The plugin upload is not a valid component.
     #[error("invalid plugin: {0}")]
     InvalidPlugin(String),
+    /// The plugin upload is a component, but not of the `wasmhooks:hook`
+    /// world: the message names the mismatch.
+    #[error("plugin does not implement the wasmhooks:hook@0.1 world: {0}")]
+    WrongWorld(String),
     /// No such object.
     #[error("{kind} `{id}` does not exist")]
     NotFound {
@@ -141,6 +145,7 @@ impl HostError {
             HostError::UnknownEvent(_) => "unknown_event",
             HostError::InvalidHook(_) => "invalid_hook",
             HostError::InvalidPlugin(_) => "invalid_plugin",
+            HostError::WrongWorld(_) => "wrong_world",
             HostError::NotFound { .. } => "not_found",
             HostError::Conflict(_) => "conflict",
             HostError::Start(_) => "start",
@@ -256,6 +261,33 @@ struct Inner {
 /// read again, so changes made by other processes are seen.
 const CACHE_TTL: Duration = Duration::from_secs(2);
 
+/// How long an upload waits for its component to compile before it answers
+/// that it is still compiling.
+pub const UPLOAD_WAIT: Duration = Duration::from_millis(1500);
+
+/// A plugin as listed: its record and where it stands in this process.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct PluginView {
+    /// The stored plugin.
+    #[serde(flatten)]
+    pub record: PluginRecord,
+    /// `ready`, `compiling` (calls wait for it), `failed` or `stored` (not
+    /// loaded here yet).
+    #[serde(rename = "status")]
+    pub state: PluginState,
+    /// Why loading failed, for `failed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The host's error for a plugin that cannot be loaded.
+fn plugin_error(e: crate::runtime::PluginError) -> HostError {
+    match e {
+        crate::runtime::PluginError::WrongWorld(message) => HostError::WrongWorld(message),
+        other => HostError::InvalidPlugin(other.to_string()),
+    }
+}
+
 impl Host {
     /// Open the store (running its migrations), build the runtime, and start
     /// the delivery workers.
@@ -312,6 +344,7 @@ impl Host {
             CACHE_TTL,
         );
         let shutdown = CancellationToken::new();
+        plugins.watch(shutdown.clone());
         let worker = config
             .deliver
             .then(|| tokio::spawn(dispatcher.clone().run(shutdown.clone())));
@@ -476,7 +509,24 @@ impl Host {
         payload: Value,
         deadline: Option<Duration>,
     ) -> HostResult<Decision> {
-        Ok(self.inner.sync.call(trigger, payload, deadline).await?)
+        self.call_sync_from(tokio::time::Instant::now(), trigger, payload, deadline)
+            .await
+    }
+
+    /// [`Host::call_sync`] with the deadline counted from `arrived`, when
+    /// the request came in, so time spent before the call counts too.
+    pub async fn call_sync_from(
+        &self,
+        arrived: tokio::time::Instant,
+        trigger: &str,
+        payload: Value,
+        deadline: Option<Duration>,
+    ) -> HostResult<Decision> {
+        Ok(self
+            .inner
+            .sync
+            .call(arrived, trigger, payload, deadline)
+            .await?)
     }
 
     // Hooks.
@@ -759,23 +809,31 @@ impl Host {
 
     // Plugins.
 
-    /// Register a component under `name`, replacing an older one. It is
-    /// validated and compiled (into the cache) before it is stored, so a
-    /// bad upload changes nothing.
-    pub async fn put_plugin(&self, name: &str, bytes: Vec<u8>) -> HostResult<PluginRecord> {
+    /// Register a component under `name`, replacing an older one.
+    ///
+    /// It is validated and type-checked against the hook world first, so a
+    /// bad upload changes nothing. Compiling it then runs in the background:
+    /// if that ends within [`UPLOAD_WAIT`] the plugin comes back `ready`
+    /// (or the upload is refused if it failed); a large component comes back
+    /// `compiling`, is stored, and calls wait for it to finish.
+    pub async fn put_plugin(&self, name: &str, bytes: Vec<u8>) -> HostResult<PluginView> {
         store::validate_plugin_name(name)?;
         if name.starts_with("wasmhooks:") {
             return Err(HostError::Invalid(format!(
                 "plugin names starting with `wasmhooks:` are reserved (`{name}`)"
             )));
         }
-        let plugin = self
-            .inner
-            .plugins
-            .runtime()
-            .load_async(bytes.clone())
+        let (checked, bytes) = tokio::task::spawn_blocking(move || (Runtime::check(&bytes), bytes))
             .await
-            .map_err(|e| HostError::InvalidPlugin(e.to_string()))?;
+            .map_err(|e| HostError::Invalid(format!("checking the plugin stopped: {e}")))?;
+        checked.map_err(plugin_error)?;
+        let plugins = &self.inner.plugins;
+        let load = plugins.compile(bytes.clone());
+        let state = match tokio::time::timeout(UPLOAD_WAIT, load.clone()).await {
+            Ok(Ok(_)) => PluginState::Ready,
+            Ok(Err(message)) => return Err(HostError::InvalidPlugin(message)),
+            Err(_) => PluginState::Compiling,
+        };
         let record = PluginRecord {
             name: name.to_string(),
             hash: content_hash(&bytes),
@@ -784,16 +842,31 @@ impl Host {
             created_at: now_ms(),
         };
         self.inner.store.put_plugin(&record).await?;
-        self.inner.plugins.insert(name, plugin);
-        Ok(PluginRecord {
-            bytes: Vec::new(),
-            ..record
+        plugins.install(name, &record.hash, load);
+        Ok(PluginView {
+            record: PluginRecord {
+                bytes: Vec::new(),
+                ..record
+            },
+            state,
+            error: None,
         })
     }
 
-    /// Every plugin, without bytes.
-    pub async fn plugins(&self) -> HostResult<Vec<PluginRecord>> {
-        Ok(self.inner.store.list_plugins().await?)
+    /// Every plugin, without bytes, with where it stands in this process.
+    pub async fn plugins(&self) -> HostResult<Vec<PluginView>> {
+        let records = self.inner.store.list_plugins().await?;
+        Ok(records
+            .into_iter()
+            .map(|record| {
+                let (state, error) = self.inner.plugins.status(&record.name);
+                PluginView {
+                    record,
+                    state,
+                    error,
+                }
+            })
+            .collect())
     }
 
     /// Delete a plugin; refused while a hook has a step using it.

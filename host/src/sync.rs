@@ -2,25 +2,31 @@
 //! hooks bound to the trigger answer allow (with a patch) or deny within one
 //! deadline (spec: sync-hooks.md).
 //!
-//! Hooks on a trigger run in `order` (then id). Each hook's steps see the
-//! payload as the hooks before changed it; a deny stops the chain; patches
-//! compose in order into one RFC 6902 JSON Patch. A failing hook (timeout,
-//! trap, limit, invalid answer, missing plugin) decides by its `on_error`:
-//! `deny` fails closed, `allow` skips it and discards its changes.
+//! Hooks on a trigger run in `order` (then id), each through the
+//! [`pipeline`](crate::pipeline). Each hook's steps see the payload as the
+//! hooks before changed it; a deny stops the chain; patches compose in order
+//! into one RFC 6902 JSON Patch. A failing hook (timeout, trap, limit,
+//! invalid answer, missing plugin) decides by its `on_error`: `deny` fails
+//! closed, `allow` skips it and discards its changes.
+//!
+//! The deadline covers the whole call from the request's arrival: reading
+//! the hooks, waiting for an instance, every step. The hooks are read from
+//! the store in the background once loaded: a call never waits on the
+//! store after the first, unless a local change just invalidated them.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant as StdInstant};
+use std::time::Duration;
 
 use serde::Serialize;
-use serde_json::value::RawValue;
 use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::hook::{HookSpec, OnError, SyncBinding};
 use crate::metrics::Metrics;
-use crate::pipeline::PluginRegistry;
-use crate::runtime::{Grants, Outcome, Patch, PluginEvent};
+use crate::pipeline::{EventInfo, Pipeline, PluginRegistry, Ran, Steps};
+use crate::runtime::Deadline;
 use crate::store::{new_id, SharedStore, StoreError};
 
 /// Deadlines of synchronous triggers.
@@ -118,21 +124,31 @@ pub enum SyncError {
 /// A sync hook ready to run.
 struct Bound {
     id: String,
-    spec: HookSpec,
     binding: SyncBinding,
-    grants: Vec<Arc<Grants>>,
+    steps: Steps,
 }
 
 type Table = BTreeMap<String, Vec<Arc<Bound>>>;
 
+/// The hooks by trigger, with when they were read.
+struct Loaded {
+    at: Instant,
+    table: Arc<Table>,
+}
+
 /// Runs synchronous triggers.
 pub struct SyncEngine {
     store: SharedStore,
-    plugins: Arc<PluginRegistry>,
+    pipeline: Arc<Pipeline>,
     settings: SyncSettings,
     metrics: Arc<Metrics>,
     ttl: Duration,
-    table: Mutex<Option<(StdInstant, Arc<Table>)>>,
+    table: Arc<Mutex<Option<Loaded>>>,
+    /// Set while a background read of the hooks is under way.
+    refreshing: Arc<AtomicBool>,
+    /// Bumped by every invalidation, so a background read that began before
+    /// a local change does not bring back what it replaced.
+    generation: Arc<AtomicU64>,
 }
 
 /// A hook's result inside a call.
@@ -153,17 +169,14 @@ impl SyncEngine {
     ) -> Self {
         SyncEngine {
             store,
-            plugins,
+            pipeline: Arc::new(Pipeline::new(plugins)),
             settings,
             metrics,
             ttl,
-            table: Mutex::new(None),
+            table: Arc::default(),
+            refreshing: Arc::default(),
+            generation: Arc::default(),
         }
-    }
-
-    /// Forget the loaded hooks; the next call reads them again.
-    pub fn invalidate(&self) {
-        *self.table.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     /// The trigger's deadline when the caller gives none.
@@ -172,18 +185,23 @@ impl SyncEngine {
     }
 
     /// Run the hooks bound to `trigger` on `payload` within `deadline` (the
-    /// trigger's own when `None`).
+    /// trigger's own when `None`), counted from `arrived`: when the request
+    /// came in.
     pub async fn call(
         &self,
+        arrived: Instant,
         trigger: &str,
         payload: Value,
         deadline: Option<Duration>,
     ) -> Result<Decision, SyncError> {
-        let started = StdInstant::now();
+        let started = arrived;
         if !payload.is_object() {
             return Err(SyncError::NotAnObject);
         }
-        let deadline = Instant::now() + deadline.unwrap_or_else(|| self.deadline(trigger));
+        let deadline = Deadline::from(
+            arrived,
+            deadline.unwrap_or_else(|| self.deadline(trigger)),
+        );
         let table = self.table().await?;
         let hooks = table.get(trigger).map(Vec::as_slice).unwrap_or_default();
         let mut doc = payload;
@@ -191,18 +209,29 @@ impl SyncEngine {
         let mut runs = Vec::with_capacity(hooks.len());
         let mut denial = None;
         for hook in hooks {
-            let hook_started = StdInstant::now();
-            let mut hook_doc = doc.clone();
-            let mut hook_patch = Vec::new();
+            let hook_started = Instant::now();
+            let event = EventInfo {
+                id: new_id("sync"),
+                name: trigger.to_string(),
+                created_at: humantime::format_rfc3339_millis(std::time::SystemTime::now())
+                    .to_string(),
+            };
             let result = self
-                .run_hook(trigger, hook, &mut hook_doc, &mut hook_patch, deadline)
+                .pipeline
+                .decide(&hook.steps, &event, doc.clone(), deadline)
                 .await;
             let duration_us = hook_started.elapsed().as_micros() as u64;
             // A failed hook's changes are discarded, whatever it decides.
             let (outcome, error, step, changes) = match result {
-                Ok(Step::Allow) => ("allow", None, Step::Allow, Some((hook_doc, hook_patch))),
-                Ok(deny @ Step::Deny { .. }) => ("deny", None, deny, None),
+                Ok(Ran::Allow { payload, patch }) => {
+                    ("allow", None, Step::Allow, Some((payload, patch)))
+                }
+                Ok(Ran::Deny { code, message }) => {
+                    ("deny", None, Step::Deny { code, message }, None)
+                }
+                Ok(other) => unreachable!("a sync hook's steps ended in {other:?}"),
                 Err(error) => {
+                    let error = error.to_string();
                     let step = match hook.binding.on_error {
                         OnError::Allow => Step::Allow,
                         OnError::Deny => Step::Deny {
@@ -263,109 +292,94 @@ impl SyncEngine {
         Ok(decision)
     }
 
-    /// Run one hook's steps; `doc` and `patch` collect its changes.
-    async fn run_hook(
-        &self,
-        trigger: &str,
-        hook: &Bound,
-        doc: &mut Value,
-        patch: &mut Vec<json_patch::PatchOperation>,
-        deadline: Instant,
-    ) -> Result<Step, String> {
-        let limit = self.plugins.runtime().limits().timeout;
-        for (step, grants) in hook.spec.steps.iter().zip(&hook.grants) {
-            if Instant::now() >= deadline {
-                return Err("the trigger's deadline passed before the hook ran".into());
-            }
-            let plugin = self.plugins.get(step.engine()).await?;
-            let event = PluginEvent {
-                id: new_id("sync"),
-                name: trigger.to_string(),
-                created_at: humantime::format_rfc3339_millis(std::time::SystemTime::now())
-                    .to_string(),
-                payload: RawValue::from_string(doc.to_string())
-                    .map_err(|e| format!("payload: {e}"))?,
-                hook_id: hook.id.clone(),
-                trigger: Some(trigger.to_string()),
-            };
-            let until = deadline.min(Instant::now() + limit);
-            let report = self
-                .plugins
-                .call(step.engine(), &plugin, &event, grants, until)
-                .await;
-            let fail = |e: String| format!("{}: {e}", step.label());
-            match report.result.map_err(|e| fail(e.to_string()))? {
-                Outcome::Deny { code, message } => return Ok(Step::Deny { code, message }),
-                Outcome::Allow { patch: None } | Outcome::Continue { payload: None, .. } => {}
-                Outcome::Allow {
-                    patch: Some(Patch::Json(ops)),
-                } => {
-                    json_patch::patch(doc, &ops)
-                        .map_err(|e| fail(format!("JSON Patch does not apply: {e}")))?;
-                    patch.extend(ops.0);
-                }
-                Outcome::Allow {
-                    patch: Some(Patch::Merge(merge)),
-                } => {
-                    let before = doc.clone();
-                    json_patch::merge(doc, &merge);
-                    patch.extend(json_patch::diff(&before, doc).0);
-                }
-                Outcome::Continue {
-                    payload: Some(changed),
-                    ..
-                } => {
-                    let changed: Value = serde_json::from_str(changed.get())
-                        .map_err(|e| fail(format!("payload: {e}")))?;
-                    patch.extend(json_patch::diff(doc, &changed).0);
-                    *doc = changed;
-                }
-                Outcome::Cancel { .. } => {
-                    return Err(fail(
-                        "cancel is not an answer to a synchronous trigger".into(),
-                    ))
-                }
-            }
-        }
-        Ok(Step::Allow)
+    /// Forget the loaded hooks; the next call reads them again.
+    pub fn invalidate(&self) {
+        let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        *table = None;
     }
 
-    /// The sync hooks by trigger, read again once `ttl` has passed.
+    /// The sync hooks by trigger. Read from the store only when none are
+    /// loaded; once `ttl` has passed they are read again in the background
+    /// while calls go on with the ones loaded.
     async fn table(&self) -> Result<Arc<Table>, StoreError> {
-        if let Some((at, table)) = &*self.table.lock().unwrap_or_else(|p| p.into_inner()) {
-            if at.elapsed() < self.ttl {
-                return Ok(table.clone());
+        let loaded = self
+            .table
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|l| (l.at, l.table.clone()));
+        match loaded {
+            Some((at, table)) => {
+                if at.elapsed() >= self.ttl && !self.refreshing.swap(true, Ordering::AcqRel) {
+                    let (store, slot, flag, generation) = (
+                        self.store.clone(),
+                        self.table.clone(),
+                        self.refreshing.clone(),
+                        self.generation.clone(),
+                    );
+                    let began = generation.load(Ordering::Acquire);
+                    tokio::spawn(async move {
+                        match read_table(&store).await {
+                            Ok(table) => {
+                                let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+                                if generation.load(Ordering::Acquire) == began {
+                                    *slot = Some(Loaded {
+                                        at: Instant::now(),
+                                        table: Arc::new(table),
+                                    });
+                                }
+                            }
+                            Err(e) => tracing::warn!(error = %e, "reading sync hooks failed; loaded ones kept"),
+                        }
+                        flag.store(false, Ordering::Release);
+                    });
+                }
+                Ok(table)
+            }
+            None => {
+                let table = read_table(&self.store).await?;
+                Ok(keep(&self.table, table))
             }
         }
-        let mut table = Table::new();
-        for record in self.store.list_hooks().await? {
-            if !record.enabled {
-                continue;
-            }
-            let Ok(spec) = serde_json::from_value::<HookSpec>(record.spec) else {
-                tracing::warn!(hook = %record.id, "stored hook is unreadable; skipped");
-                continue;
-            };
-            let Some(binding) = spec.sync.clone() else {
-                continue;
-            };
-            let grants = spec.steps.iter().map(|s| Arc::new(s.grants())).collect();
-            table
-                .entry(binding.trigger.clone())
-                .or_default()
-                .push(Arc::new(Bound {
-                    id: record.id,
-                    spec,
-                    binding,
-                    grants,
-                }));
-        }
-        for hooks in table.values_mut() {
-            hooks.sort_by(|a, b| (a.binding.order, &a.id).cmp(&(b.binding.order, &b.id)));
-        }
-        let table = Arc::new(table);
-        *self.table.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some((StdInstant::now(), table.clone()));
-        Ok(table)
     }
+}
+
+/// Keep `table` as the loaded hooks, and hand it back.
+fn keep(slot: &Mutex<Option<Loaded>>, table: Table) -> Arc<Table> {
+    let table = Arc::new(table);
+    *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(Loaded {
+        at: Instant::now(),
+        table: table.clone(),
+    });
+    table
+}
+
+/// Read the enabled sync hooks from the store, by trigger, in call order.
+async fn read_table(store: &SharedStore) -> Result<Table, StoreError> {
+    let mut table = Table::new();
+    for record in store.list_hooks().await? {
+        if !record.enabled {
+            continue;
+        }
+        let Ok(spec) = serde_json::from_value::<HookSpec>(record.spec) else {
+            tracing::warn!(hook = %record.id, "stored hook is unreadable; skipped");
+            continue;
+        };
+        let Some(binding) = spec.sync.clone() else {
+            continue;
+        };
+        table
+            .entry(binding.trigger.clone())
+            .or_default()
+            .push(Arc::new(Bound {
+                steps: Steps::of(&record.id, &spec),
+                id: record.id,
+                binding,
+            }));
+    }
+    for hooks in table.values_mut() {
+        hooks.sort_by(|a, b| (a.binding.order, &a.id).cmp(&(b.binding.order, &b.id)));
+    }
+    Ok(table)
 }

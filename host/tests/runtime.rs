@@ -324,7 +324,7 @@ async fn hostile_infinite_loop_hits_the_deadline() {
     let started = Instant::now();
     let report = hostile(&runtime, &grants(&[("mode", "loop")])).await;
     assert!(
-        matches!(report.result, Err(PluginError::DeadlineExceeded(_))),
+        matches!(report.result, Err(PluginError::DeadlineExceeded { .. })),
         "{:?}",
         report.result
     );
@@ -610,7 +610,7 @@ async fn a_reused_instance_serves_many_calls_within_limits() {
         .unwrap();
     let result = looping.call(&event("PostSignIn", json!({}), None)).await;
     assert!(
-        matches!(result, Err(PluginError::DeadlineExceeded(_))),
+        matches!(result, Err(PluginError::DeadlineExceeded { .. })),
         "{result:?}"
     );
 }

@@ -85,7 +85,8 @@ impl From<HostError> for ApiError {
             HostError::Invalid(_)
             | HostError::UnknownEvent(_)
             | HostError::InvalidHook(_)
-            | HostError::InvalidPlugin(_) => StatusCode::BAD_REQUEST,
+            | HostError::InvalidPlugin(_)
+            | HostError::WrongWorld(_) => StatusCode::BAD_REQUEST,
             HostError::NotFound { .. } => StatusCode::NOT_FOUND,
             HostError::Conflict(_) => StatusCode::CONFLICT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,

@@ -21,10 +21,10 @@ use utoipa::OpenApi;
 pub use self::auth::{Role, Tokens};
 pub use self::error::{ApiError, ErrorBody, ErrorDetail};
 use crate::delivery::dispatcher::TestSend;
-use crate::host::{EmitEvent, HookView, Host};
+use crate::host::{EmitEvent, HookView, Host, PluginView};
+use crate::pipeline::PluginState;
 use crate::store::{
     now_ms, Attempt, Delivery, DeliveryQuery, DeliveryStatus, HookStats, Ingested, Millis,
-    PluginRecord,
 };
 use crate::sync::Decision;
 
@@ -94,6 +94,7 @@ pub fn router(host: Host, tokens: Tokens, limits: BodyLimits) -> Router {
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limits.json))
         .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn(stamp_arrival))
         .with_state(state)
 }
 
@@ -330,15 +331,31 @@ struct SyncRequest {
     responses((status = 200, body = Decision), (status = 400, body = ErrorBody)))]
 async fn call_sync(
     State(s): State<AppState>,
+    axum::Extension(Arrived(arrived)): axum::Extension<Arrived>,
     Path(trigger): Path<String>,
     Json(request): Json<SyncRequest>,
 ) -> ApiResult<Json<Decision>> {
     let deadline = request.deadline_ms.map(Duration::from_millis);
     Ok(Json(
         s.host
-            .call_sync(&trigger, request.payload, deadline)
+            .call_sync_from(arrived, &trigger, request.payload, deadline)
             .await?,
     ))
+}
+
+/// When a request arrived, stamped before anything else runs, so a sync
+/// call's deadline counts reading and checking the request too.
+#[derive(Debug, Clone, Copy)]
+struct Arrived(tokio::time::Instant);
+
+async fn stamp_arrival(
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    request
+        .extensions_mut()
+        .insert(Arrived(tokio::time::Instant::now()));
+    next.run(request).await
 }
 
 // Hooks.
@@ -616,7 +633,7 @@ async fn hook_stats(
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 struct PluginList {
     /// By name.
-    plugins: Vec<PluginRecord>,
+    plugins: Vec<PluginView>,
 }
 
 /// List plugins.
@@ -636,11 +653,15 @@ struct UploadParams {
 }
 
 /// Upload a component (`application/wasm` body) under a name. It is
-/// validated and compiled before it is stored; a bad upload is a 400 that
-/// says why, and changes nothing.
+/// validated and type-checked against the hook world before it is stored; a
+/// bad upload is a 400 that says why (`wrong_world` names the mismatch) and
+/// changes nothing. A component that compiles within 1.5 s answers 201,
+/// `ready`; a larger one answers 202, `compiling`, and compiles in the
+/// background (its status is in the plugin list; calls wait for it).
 #[utoipa::path(post, path = "/v1/plugins", tag = "plugins", params(UploadParams),
     request_body(content = Vec<u8>, content_type = "application/wasm"),
-    responses((status = 201, body = PluginRecord), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody)))]
+    responses((status = 201, body = PluginView), (status = 202, body = PluginView),
+        (status = 400, body = ErrorBody), (status = 413, body = ErrorBody)))]
 async fn upload_plugin(
     State(s): State<AppState>,
     Query(params): Query<UploadParams>,
@@ -654,8 +675,12 @@ async fn upload_plugin(
             "the body must be the component's bytes (application/wasm)",
         ));
     }
-    let record = s.host.put_plugin(&params.name, bytes.to_vec()).await?;
-    Ok((StatusCode::CREATED, Json(record)).into_response())
+    let view = s.host.put_plugin(&params.name, bytes.to_vec()).await?;
+    let status = match view.state {
+        PluginState::Compiling => StatusCode::ACCEPTED,
+        _ => StatusCode::CREATED,
+    };
+    Ok((status, Json(view)).into_response())
 }
 
 /// Delete a plugin; refused (409) while a hook uses it.

@@ -129,7 +129,7 @@ async fn declare(host: &Host, config: &Config) -> anyhow::Result<()> {
         let hash = content_hash(&bytes);
         if stored
             .iter()
-            .any(|p| p.name == plugin.name && p.hash == hash)
+            .any(|p| p.record.name == plugin.name && p.record.hash == hash)
         {
             continue;
         }

@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use bytes::Bytes;
-use serde_json::value::RawValue;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -21,10 +20,10 @@ use super::sender::{Sender, Sent};
 use super::signing::{logto_signature, standard_signature};
 use crate::event::delivery_body;
 use crate::hook::Webhook;
-use crate::hook::{HookSpec, OnStepError, RESERVED_HEADERS};
+use crate::hook::{HookSpec, RESERVED_HEADERS};
 use crate::metrics::Metrics;
-use crate::pipeline::PluginRegistry;
-use crate::runtime::{Grants, Outcome, PluginEvent};
+use crate::pipeline::{EventInfo, Pipeline, PluginRegistry, Ran, StepError, Steps};
+use crate::runtime::{Blame, Deadline};
 use crate::store::{
     after, now_ms, Claimed, Millis, NewAttempt, Next, SharedStore, StoreError, StoreResult,
 };
@@ -63,8 +62,9 @@ impl Default for DispatchSettings {
 struct CachedHook {
     fetched: Instant,
     spec: Arc<HookSpec>,
-    /// Each step's grants, built once per fetch rather than once per call.
-    grants: Vec<Arc<Grants>>,
+    /// The steps with their grants, built once per fetch rather than once
+    /// per call.
+    steps: Steps,
     enabled: bool,
     disabled_reason: Option<String>,
     /// Since when every request to the endpoint has failed.
@@ -104,7 +104,7 @@ impl Pacer {
 /// Works the delivery queue. Cheap to share behind an `Arc`.
 pub struct Dispatcher {
     store: SharedStore,
-    plugins: Arc<PluginRegistry>,
+    pipeline: Pipeline,
     sender: Sender,
     settings: DispatchSettings,
     metrics: Arc<Metrics>,
@@ -119,6 +119,9 @@ pub enum DispatchError {
     #[error(transparent)]
     Store(#[from] StoreError),
 }
+
+/// How long a delivery waits after the host could not run its steps.
+const HOST_RETRY: Duration = Duration::from_secs(5);
 
 /// The product string sent as `user-agent`.
 pub const USER_AGENT: &str = concat!("wasmhooks/", env!("CARGO_PKG_VERSION"));
@@ -135,7 +138,7 @@ impl Dispatcher {
     ) -> Self {
         Dispatcher {
             store,
-            plugins,
+            pipeline: Pipeline::new(plugins),
             sender,
             in_flight: Arc::new(Semaphore::new(settings.max_in_flight)),
             settings,
@@ -247,18 +250,28 @@ impl Dispatcher {
         let _endpoint = hook.endpoint.acquire().await.expect("never closed");
         let attempts = claimed.delivery.attempts + 1;
         let (body, extra_headers) = match self.prepare(&hook, &claimed).await {
-            Steps::Continue { payload, headers } => (payload, headers),
-            Steps::Cancel(reason) => {
+            Ok(Ran::Deliver { payload, headers }) => (payload, headers),
+            Ok(Ran::Cancel { reason }) => {
                 return self.finish(id, None, Next::Cancelled { reason }).await;
             }
-            Steps::Failed(message) => {
+            Ok(other) => unreachable!("a delivery's steps ended in {other:?}"),
+            Err(e) if e.blame == Blame::Host => {
+                tracing::warn!(delivery = %id, step = %e.step, kind = e.kind, error = %e.message,
+                    "the host could not run the steps; deferred without counting an attempt");
+                let next = Next::Deferred {
+                    at: after(now_ms(), HOST_RETRY),
+                    reason: format!("host: {e}"),
+                };
+                return self.finish(id, None, next).await;
+            }
+            Err(e) => {
                 let verdict = Verdict::Failed {
                     overloaded: false,
                     retry_after: None,
                 };
                 let next = next_after(webhook, attempts, &verdict);
                 return self
-                    .finish(id, Some(failure("plugin", &message)), next)
+                    .finish(id, Some(failure("plugin", &e.to_string())), next)
                     .await;
             }
         };
@@ -336,9 +349,10 @@ impl Dispatcher {
             event_created_at: now,
         };
         let (body, extra) = match self.prepare(&hook, &claimed).await {
-            Steps::Continue { payload, headers } => (Bytes::from(payload), headers),
-            Steps::Cancel(reason) => return Ok(TestSend::cancelled(event_name, reason)),
-            Steps::Failed(message) => return Ok(TestSend::failed(event_name, "plugin", message)),
+            Ok(Ran::Deliver { payload, headers }) => (Bytes::from(payload), headers),
+            Ok(Ran::Cancel { reason }) => return Ok(TestSend::cancelled(event_name, reason)),
+            Ok(other) => unreachable!("a delivery's steps ended in {other:?}"),
+            Err(e) => return Ok(TestSend::failed(event_name, "plugin", e.to_string())),
         };
         let headers = signed_headers(&hook.spec, webhook, &claimed.delivery.id, &body, extra);
         let sent = self
@@ -368,6 +382,7 @@ impl Dispatcher {
             Next::Retry { .. } => "retry",
             Next::GiveUp => "failed",
             Next::Cancelled { .. } => "cancelled",
+            Next::Deferred { .. } => "deferred",
         });
         self.store
             .finish_attempt(&self.settings.owner, delivery_id, attempt, next)
@@ -375,12 +390,29 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// Run the hook's steps on the claimed event and shape the body a
-    /// receiver gets.
-    async fn prepare(&self, hook: &CachedHook, claimed: &Claimed) -> Steps {
+    /// Run the hook's steps on the claimed event, within the steps' share
+    /// of the runtime's timeout from now, and shape the body a receiver gets.
+    async fn prepare(&self, hook: &CachedHook, claimed: &Claimed) -> Result<Ran, StepError> {
         let created_at = rfc3339(claimed.event_created_at);
-        match self.run_steps(hook, claimed, &created_at).await {
-            Steps::Continue { payload, headers } => {
+        let event = EventInfo {
+            id: claimed.delivery.event_id.clone(),
+            name: claimed.event_name.clone(),
+            created_at: created_at.clone(),
+        };
+        let timeout = self.pipeline.plugins().runtime().limits().timeout;
+        let deadline = Deadline::after(timeout * hook.steps.len().max(1) as u32);
+        let ran = if hook.steps.is_empty() {
+            Ran::Deliver {
+                payload: claimed.payload.clone(),
+                headers: Vec::new(),
+            }
+        } else {
+            self.pipeline
+                .deliver(&hook.steps, &event, claimed.payload.clone(), deadline)
+                .await?
+        };
+        Ok(match ran {
+            Ran::Deliver { payload, headers } => {
                 let value: serde_json::Value =
                     serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null);
                 let body = delivery_body(
@@ -389,13 +421,13 @@ impl Dispatcher {
                     value,
                     &claimed.delivery.hook_id,
                 );
-                Steps::Continue {
+                Ran::Deliver {
                     payload: serde_json::to_string(&body).expect("JSON values serialise"),
                     headers,
                 }
             }
             other => other,
-        }
+        })
     }
 
     /// Deliver again, to hook `hook_id`, every stored event in
@@ -430,64 +462,6 @@ impl Dispatcher {
                 _ => return Ok(created),
             }
         }
-    }
-
-    async fn run_steps(&self, hook: &CachedHook, claimed: &Claimed, created_at: &str) -> Steps {
-        let spec = &hook.spec;
-        let mut payload = claimed.payload.clone();
-        let mut headers = Vec::new();
-        for (step, grants) in spec.steps.iter().zip(&hook.grants) {
-            let plugin = match self.plugins.get(step.engine()).await {
-                Ok(plugin) => plugin,
-                Err(message) => match spec.on_step_error {
-                    OnStepError::Fail => return Steps::Failed(message),
-                    OnStepError::Skip => continue,
-                },
-            };
-            let event = PluginEvent {
-                id: claimed.delivery.event_id.clone(),
-                name: claimed.event_name.clone(),
-                created_at: created_at.to_string(),
-                payload: match RawValue::from_string(payload.clone()) {
-                    Ok(raw) => raw,
-                    Err(e) => return Steps::Failed(format!("stored payload is not JSON: {e}")),
-                },
-                hook_id: claimed.delivery.hook_id.clone(),
-                trigger: None,
-            };
-            let deadline = tokio::time::Instant::now() + self.plugins.runtime().limits().timeout;
-            let report = self
-                .plugins
-                .call(step.engine(), &plugin, &event, grants, deadline)
-                .await;
-            match report.result {
-                Ok(Outcome::Continue {
-                    payload: changed,
-                    headers: added,
-                }) => {
-                    if let Some(changed) = changed {
-                        payload = changed.get().to_string();
-                    }
-                    headers.extend(added);
-                }
-                Ok(Outcome::Cancel { reason }) => {
-                    return Steps::Cancel(format!("{}: {reason}", step.label()))
-                }
-                Ok(other) => {
-                    return Steps::Failed(format!(
-                        "{} answered {other:?} to a delivery",
-                        step.label()
-                    ))
-                }
-                Err(e) => match spec.on_step_error {
-                    OnStepError::Fail => return Steps::Failed(format!("{}: {e}", step.label())),
-                    OnStepError::Skip => {
-                        tracing::warn!(step = %step.label(), error = %e, "step failed; skipped by the hook's policy")
-                    }
-                },
-            }
-        }
-        Steps::Continue { payload, headers }
     }
 
     async fn hook(&self, id: &str) -> StoreResult<Option<Arc<CachedHook>>> {
@@ -528,11 +502,7 @@ impl Dispatcher {
         };
         let hook = Arc::new(CachedHook {
             fetched: Instant::now(),
-            grants: spec
-                .steps
-                .iter()
-                .map(|step| Arc::new(step.grants()))
-                .collect(),
+            steps: Steps::of(id, &spec),
             spec: Arc::new(spec),
             enabled: record.enabled,
             disabled_reason: record.disabled_reason,
@@ -616,16 +586,6 @@ impl TestSend {
             duration_ms: 0,
         }
     }
-}
-
-/// What the pipeline decided.
-enum Steps {
-    Continue {
-        payload: String,
-        headers: Vec<(String, String)>,
-    },
-    Cancel(String),
-    Failed(String),
 }
 
 /// An event time as Logto writes it: RFC 3339 with milliseconds and `Z`.

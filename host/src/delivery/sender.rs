@@ -17,7 +17,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 
 use crate::net::{connect_allowed, NetError};
-use crate::runtime::HttpGrant;
 
 /// How one attempt went.
 #[derive(Debug, Clone)]
@@ -46,7 +45,7 @@ impl Sent {
 /// Opens TCP connections only to addresses the policy allows.
 #[derive(Clone)]
 struct PolicedConnector {
-    policy: Arc<HttpGrant>,
+    private_networks: Arc<[ipnet::IpNet]>,
     connect_timeout: Duration,
 }
 
@@ -70,7 +69,7 @@ impl tower_service::Service<http::Uri> for PolicedConnector {
                     } else {
                         80
                     });
-            let stream = connect_allowed(&this.policy, &host, port, this.connect_timeout).await?;
+            let stream = connect_allowed(&this.private_networks, &host, port, this.connect_timeout).await?;
             let _ = stream.set_nodelay(true);
             Ok(TokioIo::new(stream))
         })
@@ -88,25 +87,12 @@ impl Sender {
     /// A client that may reach public addresses and the `private_networks`
     /// the operator allows, keeping at most `max_body` bytes of responses.
     pub fn new(private_networks: Vec<ipnet::IpNet>, max_body: usize) -> Self {
-        let policy = Arc::new(HttpGrant {
-            hosts: vec!["*".parse().expect("`*` is a valid host pattern")],
-            private_networks,
-        });
         let connector = PolicedConnector {
-            policy,
+            private_networks: private_networks.into(),
             connect_timeout: Duration::from_secs(10),
         };
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default TLS versions")
-        .with_root_certificates(rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.into(),
-        })
-        .with_no_client_auth();
         let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
+            .with_tls_config(crate::net::tls_config().as_ref().clone())
             .https_or_http()
             .enable_http1()
             .wrap_connector(connector);

@@ -5,7 +5,8 @@ use std::time::Duration;
 /// Who is to blame for a failure: the plugin (guest) or the host.
 ///
 /// Guest failures are the plugin author's to fix; host failures (a full
-/// instance pool, an I/O error on the cache) are the operator's.
+/// instance pool, a used-up memory budget, a plugin that cannot be loaded,
+/// a store error) are the operator's, and say nothing about the event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Blame {
     /// The plugin misbehaved or was refused.
@@ -27,8 +28,28 @@ pub enum PluginError {
     #[error("component does not implement the wasmhooks:hook@0.1 world: {0}")]
     WrongWorld(String),
     /// The call ran past its deadline.
-    #[error("plugin ran past its deadline of {0:?}")]
-    DeadlineExceeded(Duration),
+    #[error("deadline of {limit:?} exceeded: stopped after {took:.1?}")]
+    DeadlineExceeded {
+        /// The configured deadline.
+        limit: Duration,
+        /// How long the call had run when it was stopped.
+        took: Duration,
+    },
+    /// Every instance slot stayed busy until the call's deadline.
+    #[error("no instance slot came free in {waited:.1?} (all {slots} were busy)")]
+    Busy {
+        /// Instance slots of the runtime.
+        slots: u32,
+        /// How long the call waited.
+        waited: Duration,
+    },
+    /// Growing the plugin's memory would take all calls together past the
+    /// runtime's memory budget.
+    #[error("the memory budget of {budget} bytes for all running plugins is used up")]
+    MemoryBudget {
+        /// The budget, in bytes.
+        budget: usize,
+    },
     /// The plugin tried to grow its memory past the cap.
     #[error("plugin exceeded its memory limit of {limit} bytes")]
     MemoryLimit {
@@ -90,7 +111,9 @@ impl PluginError {
     /// Whether the plugin or the host is to blame.
     pub fn blame(&self) -> Blame {
         match self {
-            PluginError::Host(_) => Blame::Host,
+            PluginError::Host(_) | PluginError::Busy { .. } | PluginError::MemoryBudget { .. } => {
+                Blame::Host
+            }
             _ => Blame::Guest,
         }
     }
@@ -100,7 +123,9 @@ impl PluginError {
         match self {
             PluginError::InvalidComponent(_) => "invalid_component",
             PluginError::WrongWorld(_) => "wrong_world",
-            PluginError::DeadlineExceeded(_) => "deadline_exceeded",
+            PluginError::DeadlineExceeded { .. } => "deadline_exceeded",
+            PluginError::Busy { .. } => "busy",
+            PluginError::MemoryBudget { .. } => "memory_budget",
             PluginError::MemoryLimit { .. } => "memory_limit",
             PluginError::StackOverflow => "stack_overflow",
             PluginError::Trap { .. } => "trap",

@@ -52,8 +52,7 @@ impl HttpGrant {
 
     /// Whether connecting to `ip` is allowed.
     pub fn allows_address(&self, ip: IpAddr) -> bool {
-        let ip = canonical(ip);
-        is_public(ip) || self.private_networks.iter().any(|n| n.contains(&ip))
+        crate::net::allows_address(&self.private_networks, ip)
     }
 }
 
@@ -152,57 +151,6 @@ impl<'de> Deserialize<'de> for HostPattern {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
         text.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-/// IPv4 addresses hidden in IPv6 form are judged as IPv4.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return IpAddr::V4(v4);
-            }
-            let s = v6.segments();
-            // NAT64 (64:ff9b::/96) carries an IPv4 address in its low 32 bits.
-            if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-                let [a, b] = s[6].to_be_bytes();
-                let [c, d] = s[7].to_be_bytes();
-                return IpAddr::V4([a, b, c, d].into());
-            }
-            IpAddr::V6(v6)
-        }
-        v4 => v4,
-    }
-}
-
-/// True for globally routable unicast addresses.
-fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            !(v4.is_unspecified()
-                || v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b)) // shared address space
-                || (a == 198 && (b == 18 || b == 19)) // benchmarking
-                || a >= 240) // reserved
-        }
-        IpAddr::V6(v6) => {
-            let first = v6.segments()[0];
-            !(v6.is_unspecified()
-                || v6.is_loopback()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00 // unique local
-                || (first & 0xffc0) == 0xfe80 // link-local
-                || (first & 0xffc0) == 0xfec0 // site-local
-                || first == 0x2001 && v6.segments()[1] == 0xdb8 // documentation
-                || v6.to_ipv4().is_some()) // IPv4-compatible, deprecated
-        }
     }
 }
 

@@ -31,9 +31,11 @@
 
 mod bindings;
 mod cache;
+mod contract;
 mod error;
 mod grants;
 mod logs;
+mod memory;
 mod outbound;
 mod outcome;
 mod state;
@@ -45,9 +47,13 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap,
+    UpdateDeadline,
+};
 
 pub use self::cache::{content_hash, Origin};
+pub use self::contract::HANDLER;
 pub use self::error::{Blame, PluginError};
 pub use self::grants::{Grants, HostPattern, HostPatternError, HttpGrant};
 pub use self::logs::{LogLevel, LogLine, Logs};
@@ -55,11 +61,66 @@ pub use self::outcome::{CallReport, Outcome, Patch, PluginEvent};
 
 use self::bindings::{Hook, HookPre};
 use self::logs::LogSink;
+use self::memory::{MemoryBudget, MemoryCap, MemoryHit};
 use self::outbound::Outbound;
 use self::state::HostState;
 
-/// How often the epoch ticker advances: the granularity of CPU deadlines.
-const TICK: Duration = Duration::from_millis(2);
+/// How often the epoch ticker advances. A running guest yields its thread
+/// to the async runtime at every tick, so no plugin holds a worker for
+/// longer than this, and its deadline is checked against the clock then.
+const TICK: Duration = Duration::from_millis(1);
+
+/// When a call must end: a start and the budget configured from it, so an
+/// overrun can report both the configured figure and the time taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline {
+    start: Instant,
+    limit: Duration,
+}
+
+impl Deadline {
+    /// `limit` from now.
+    pub fn after(limit: Duration) -> Self {
+        Deadline::from(Instant::now(), limit)
+    }
+
+    /// `limit` from `start` (for example a request's arrival).
+    pub fn from(start: Instant, limit: Duration) -> Self {
+        Deadline { start, limit }
+    }
+
+    /// The instant the time is up.
+    pub fn at(&self) -> Instant {
+        self.start + self.limit
+    }
+
+    /// The configured budget.
+    pub fn limit(&self) -> Duration {
+        self.limit
+    }
+
+    /// Whichever of the two ends first.
+    pub fn earliest(self, other: Deadline) -> Deadline {
+        if other.at() < self.at() {
+            other
+        } else {
+            self
+        }
+    }
+
+    /// Whether the time is up.
+    pub fn passed(&self) -> bool {
+        Instant::now() >= self.at()
+    }
+
+    /// The error for a call stopped by this deadline, now.
+    pub fn exceeded(&self) -> PluginError {
+        PluginError::DeadlineExceeded {
+            limit: self.limit,
+            took: self.start.elapsed(),
+        }
+    }
+}
 
 /// Per-call limits. The defaults suit webhook transforms and sign-in hooks.
 /// In the configuration they are the `[limits]` table, `timeout` as text.
@@ -81,6 +142,9 @@ pub struct Limits {
     pub log_bytes: usize,
     /// Largest outbound HTTP response body a plugin may read, in bytes.
     pub http_response_bytes: usize,
+    /// Linear memory all concurrent calls together may hold, in bytes. A
+    /// call whose growth would pass it fails with `memory_budget`.
+    pub total_memory_bytes: usize,
 }
 
 impl Default for Limits {
@@ -93,6 +157,7 @@ impl Default for Limits {
             output_bytes: 1 << 20,
             log_bytes: 64 << 10,
             http_response_bytes: 1 << 20,
+            total_memory_bytes: 1 << 30,
         }
     }
 }
@@ -129,9 +194,11 @@ struct RuntimeInner {
     engine: Engine,
     linker: Linker<HostState>,
     config: RuntimeConfig,
-    /// One permit per pooled instance slot, so callers queue instead of
-    /// failing when all slots are busy.
+    /// One permit per pooled instance slot, so callers queue (first come,
+    /// first served) instead of failing when all slots are busy.
     slots: Arc<Semaphore>,
+    /// Guest memory shared by all calls.
+    memory: Arc<MemoryBudget>,
     tls: Arc<rustls::ClientConfig>,
 }
 
@@ -191,10 +258,11 @@ impl Runtime {
         Ok(Runtime {
             inner: Arc::new(RuntimeInner {
                 slots: Arc::new(Semaphore::new(config.max_instances as usize)),
+                memory: MemoryBudget::new(config.limits.total_memory_bytes),
                 engine,
                 linker,
                 config,
-                tls: outbound::tls_config(),
+                tls: crate::net::tls_config(),
             }),
         })
     }
@@ -209,8 +277,15 @@ impl Runtime {
         self.inner.config.cache_dir.as_deref()
     }
 
+    /// Guest memory reserved by the calls running now, and the budget.
+    pub fn memory_in_use(&self) -> (usize, usize) {
+        let budget = &self.inner.memory;
+        (budget.used(), budget.total())
+    }
+
     /// A store for one call: the call's grants, log sink, memory cap and
-    /// CPU deadline.
+    /// deadline. The guest yields to the async runtime at every epoch tick
+    /// and is interrupted at the first tick past its deadline.
     fn new_store(
         &self,
         grants: &Arc<Grants>,
@@ -226,11 +301,26 @@ impl Runtime {
             max_response_bytes: limits.http_response_bytes,
             deadline,
         };
-        let state = HostState::new(grants.clone(), logs.clone(), outbound, limits.memory_bytes);
+        let memory = MemoryCap::new(limits.memory_bytes, runtime.memory.clone());
+        let state = HostState::new(
+            grants.clone(),
+            logs.clone(),
+            outbound,
+            memory,
+            deadline.into_std(),
+        );
         let mut store = Store::new(&runtime.engine, state);
         store.limiter(|s| &mut s.memory);
-        store.epoch_deadline_trap();
-        store.set_epoch_deadline(ticks_until(deadline));
+        store.epoch_deadline_callback(|store| {
+            if std::time::Instant::now() >= store.data().deadline {
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            Ok(UpdateDeadline::YieldCustom(
+                1,
+                Box::pin(tokio::task::yield_now()),
+            ))
+        });
+        store.set_epoch_deadline(1);
         store
     }
 
@@ -259,12 +349,22 @@ impl Runtime {
         Ok(wasm)
     }
 
-    /// Validate, compile (or read from the cache) and link a component.
+    /// Check a component against the hook world from its types alone, in
+    /// far less time than compiling it takes: see [`Runtime::load`] for the
+    /// errors.
+    pub fn check(bytes: &[u8]) -> Result<(), PluginError> {
+        contract::check(bytes, JS_ENGINE_WASM)
+    }
+
+    /// Validate, check against the hook world, compile (or read from the
+    /// cache) and link a component.
     ///
     /// Fails with [`PluginError::InvalidComponent`] for bytes that are not a
     /// component and [`PluginError::WrongWorld`] for a component that does not
-    /// implement `wasmhooks:hook@0.1`.
+    /// implement `wasmhooks:hook@0.1`: a missing or mistyped handler export,
+    /// or an import the world does not provide.
     pub fn load(&self, bytes: &[u8]) -> Result<Plugin, PluginError> {
+        Runtime::check(bytes)?;
         let hash = content_hash(bytes);
         let (component, origin) = cache::load(
             &self.inner.engine,
@@ -297,6 +397,16 @@ impl Runtime {
             .await
             .map_err(|e| PluginError::Host(format!("loading stopped: {e}")))?
     }
+}
+
+/// The built-in JavaScript engine component, built from `plugins/js` by the
+/// build script: the host's snippet runner, and the reference a plugin's
+/// types are checked against (it is built from the same WIT package).
+static JS_ENGINE_WASM: &[u8] = include_bytes!(env!("WASMHOOKS_JS_ENGINE"));
+
+/// The built-in JavaScript engine component's bytes, as built.
+pub fn js_engine_wasm() -> &'static [u8] {
+    JS_ENGINE_WASM
 }
 
 /// Advance the engine's epoch every [`TICK`] until the engine is dropped.
@@ -349,27 +459,28 @@ impl Plugin {
 
     /// Call the plugin on `event` with the runtime's default timeout.
     pub async fn call(&self, event: &PluginEvent, grants: &Arc<Grants>) -> CallReport {
-        let deadline = Instant::now() + self.inner.runtime.limits().timeout;
+        let deadline = Deadline::after(self.inner.runtime.limits().timeout);
         self.call_until(event, grants, deadline).await
     }
 
     /// Call the plugin on `event`, failing with
-    /// [`PluginError::DeadlineExceeded`] if it is not done by `deadline`.
+    /// [`PluginError::DeadlineExceeded`] if it is not done by `deadline`,
+    /// and with [`PluginError::Busy`] if no instance slot frees up by then.
     pub async fn call_until(
         &self,
         event: &PluginEvent,
         grants: &Arc<Grants>,
-        deadline: Instant,
+        deadline: Deadline,
     ) -> CallReport {
         let started = Instant::now();
         let limits = self.inner.runtime.limits();
         let logs = LogSink::new(limits.log_bytes);
-        let budget = deadline.saturating_duration_since(started);
         let result =
-            match tokio::time::timeout_at(deadline, self.run(event, grants, &logs, deadline)).await
+            match tokio::time::timeout_at(deadline.at(), self.run(event, grants, &logs, deadline))
+                .await
             {
                 Ok(result) => result,
-                Err(_) => Err(PluginError::DeadlineExceeded(budget)),
+                Err(_) => Err(deadline.exceeded()),
             };
         CallReport {
             result,
@@ -383,28 +494,36 @@ impl Plugin {
         event: &PluginEvent,
         grants: &Arc<Grants>,
         logs: &LogSink,
-        deadline: Instant,
+        deadline: Deadline,
     ) -> Result<Outcome, PluginError> {
         let runtime = &self.inner.runtime.inner;
         let limits = &runtime.config.limits;
         check_input(event, limits)?;
-        let _slot = runtime
-            .slots
-            .acquire()
-            .await
-            .map_err(|_| PluginError::Host("runtime is shutting down".into()))?;
-        let mut store = self.inner.runtime.new_store(grants, logs, deadline);
-        let hook = self.instantiate(&mut store).await?;
+        let queued = Instant::now();
+        let _slot = match tokio::time::timeout_at(deadline.at(), runtime.slots.acquire()).await {
+            Ok(slot) => slot.map_err(|_| PluginError::Host("runtime is shutting down".into()))?,
+            Err(_) => {
+                return Err(PluginError::Busy {
+                    slots: runtime.config.max_instances,
+                    waited: queued.elapsed(),
+                })
+            }
+        };
+        let mut store = self.inner.runtime.new_store(grants, logs, deadline.at());
+        let hook = self.instantiate(&mut store, deadline).await?;
         invoke(&mut store, &hook, event, deadline, limits).await
     }
 
-    async fn instantiate(&self, store: &mut Store<HostState>) -> Result<Hook, PluginError> {
-        let started = Instant::now();
+    async fn instantiate(
+        &self,
+        store: &mut Store<HostState>,
+        deadline: Deadline,
+    ) -> Result<Hook, PluginError> {
         match self.inner.pre.instantiate_async(&mut *store).await {
             Ok(hook) => Ok(hook),
             // Start-up code is the plugin's: its traps are the plugin's too.
-            Err(e) if store.data().memory.hit || e.downcast_ref::<Trap>().is_some() => {
-                Err(classify_trap(e, store.data(), started.elapsed()))
+            Err(e) if store.data().memory.hit.is_some() || e.downcast_ref::<Trap>().is_some() => {
+                Err(classify_trap(e, store.data(), deadline))
             }
             Err(e) => Err(PluginError::Host(format!("instantiation failed: {e:#}"))),
         }
@@ -427,9 +546,9 @@ impl Plugin {
             .await
             .map_err(|_| PluginError::Host("runtime is shutting down".into()))?;
         let logs = LogSink::new(runtime.config.limits.log_bytes);
-        let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
-        let mut store = self.inner.runtime.new_store(grants, &logs, far);
-        let hook = self.instantiate(&mut store).await?;
+        let far = Deadline::after(Duration::from_secs(365 * 24 * 3600));
+        let mut store = self.inner.runtime.new_store(grants, &logs, far.at());
+        let hook = self.instantiate(&mut store, far).await?;
         Ok(ReusedInstance {
             store,
             hook,
@@ -452,24 +571,19 @@ impl ReusedInstance {
     pub async fn call(&mut self, event: &PluginEvent) -> Result<Outcome, PluginError> {
         let limits = self.plugin.inner.runtime.limits().clone();
         check_input(event, &limits)?;
-        let deadline = Instant::now() + limits.timeout;
-        self.store.data_mut().outbound.deadline = deadline;
+        let deadline = Deadline::after(limits.timeout);
+        self.store.data_mut().outbound.deadline = deadline.at();
+        self.store.data_mut().deadline = deadline.at().into_std();
         match tokio::time::timeout_at(
-            deadline,
+            deadline.at(),
             invoke(&mut self.store, &self.hook, event, deadline, &limits),
         )
         .await
         {
             Ok(result) => result,
-            Err(_) => Err(PluginError::DeadlineExceeded(limits.timeout)),
+            Err(_) => Err(deadline.exceeded()),
         }
     }
-}
-
-/// Epoch ticks from now until `deadline`, rounded up.
-fn ticks_until(deadline: Instant) -> u64 {
-    let left = deadline.saturating_duration_since(Instant::now());
-    (left.as_nanos() / TICK.as_nanos()) as u64 + 1
 }
 
 fn check_input(event: &PluginEvent, limits: &Limits) -> Result<(), PluginError> {
@@ -489,11 +603,10 @@ async fn invoke(
     store: &mut Store<HostState>,
     hook: &Hook,
     event: &PluginEvent,
-    deadline: Instant,
+    deadline: Deadline,
     limits: &Limits,
 ) -> Result<Outcome, PluginError> {
-    let started = Instant::now();
-    store.set_epoch_deadline(ticks_until(deadline));
+    store.set_epoch_deadline(1);
     let answer = hook
         .wasmhooks_hook_handler()
         .call_handle(&mut *store, &event.to_wit())
@@ -512,23 +625,34 @@ async fn invoke(
     }
     match answer {
         Ok(Ok(outcome)) => Outcome::from_wit(outcome, event.trigger.is_some(), limits.output_bytes),
+        // A plugin whose outbound request ran into the call's deadline
+        // fails after it: the deadline, not the plugin, ended the call.
+        Ok(Err(_)) if deadline.passed() => Err(deadline.exceeded()),
         Ok(Err(mut message)) => {
             truncate(&mut message, 4096);
             Err(PluginError::Failed(message))
         }
-        Err(e) => Err(classify_trap(e, state, started.elapsed())),
+        Err(e) => Err(classify_trap(e, state, deadline)),
     }
 }
 
 /// Turn a wasmtime error from a call into the typed error it stands for.
-fn classify_trap(error: wasmtime::Error, state: &HostState, ran: Duration) -> PluginError {
-    if state.memory.hit {
-        return PluginError::MemoryLimit {
-            limit: state.memory.limit,
-        };
+fn classify_trap(error: wasmtime::Error, state: &HostState, deadline: Deadline) -> PluginError {
+    match state.memory.hit {
+        Some(MemoryHit::Cap) => {
+            return PluginError::MemoryLimit {
+                limit: state.memory.limit,
+            }
+        }
+        Some(MemoryHit::Budget) => {
+            return PluginError::MemoryBudget {
+                budget: state.memory.budget().total(),
+            }
+        }
+        None => {}
     }
     match error.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) => PluginError::DeadlineExceeded(ran),
+        Some(Trap::Interrupt) => deadline.exceeded(),
         Some(Trap::StackOverflow) => PluginError::StackOverflow,
         Some(trap) => {
             let message = match state.logs.panic_message() {

@@ -23,21 +23,6 @@ use crate::net::{connect_allowed, NetError};
 /// typed error even when the plugin turns the refusal into its own error.
 pub(crate) type Violation = Arc<Mutex<Option<PluginError>>>;
 
-/// TLS settings shared by every outbound request: Mozilla's roots.
-pub(crate) fn tls_config() -> Arc<rustls::ClientConfig> {
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.into(),
-    };
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("ring supports the default TLS versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Arc::new(config)
-}
-
 /// The per-call `WasiHttpHooks`: policy, caps and deadline of one call.
 pub(crate) struct Outbound {
     pub(crate) grants: SharedGrants,
@@ -116,7 +101,7 @@ impl Request {
         }
 
         let connect_budget = self.budget(options.and_then(|o| o.connect_timeout));
-        let stream = match connect_allowed(&self.grants.http, host, port, connect_budget).await {
+        let stream = match connect_allowed(&self.grants.http.private_networks, host, port, connect_budget).await {
             Ok(stream) => stream,
             Err(NetError::Blocked { host, address }) => {
                 return Err(self.refuse(

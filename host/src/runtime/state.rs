@@ -1,52 +1,16 @@
 //! The per-call store data: WASI with nothing ambient, the policed HTTP hooks,
-//! the grants, the log sink and the memory limiter. A new one is built for
+//! the grants, the log sink, the memory limiter and the deadline. A new one is built for
 //! every call and dropped with it.
 
 use wasmtime::component::ResourceTable;
-use wasmtime::ResourceLimiter;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::bindings::{config, log, secrets, types};
 use super::grants::SharedGrants;
 use super::logs::{LogLevel, LogSink, Stream};
+use super::memory::MemoryCap;
 use super::outbound::Outbound;
-
-/// Caps linear memory per call and remembers when the cap was hit, so the
-/// resulting trap is reported as a memory limit rather than a generic trap.
-pub(crate) struct MemoryCap {
-    pub(crate) limit: usize,
-    pub(crate) hit: bool,
-}
-
-impl ResourceLimiter for MemoryCap {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _max: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        if desired > self.limit {
-            self.hit = true;
-            return Ok(false);
-        }
-        Ok(true)
-    }
-
-    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
-        self.hit = true;
-        Ok(())
-    }
-
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _max: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        Ok(desired <= 100_000)
-    }
-}
 
 /// What one call's `Store` holds.
 pub(crate) struct HostState {
@@ -57,6 +21,8 @@ pub(crate) struct HostState {
     pub(crate) grants: SharedGrants,
     pub(crate) logs: LogSink,
     pub(crate) memory: MemoryCap,
+    /// When the call must end; the epoch callback checks it on every tick.
+    pub(crate) deadline: std::time::Instant,
 }
 
 impl HostState {
@@ -64,7 +30,8 @@ impl HostState {
         grants: SharedGrants,
         logs: LogSink,
         outbound: Outbound,
-        memory_limit: usize,
+        memory: MemoryCap,
+        deadline: std::time::Instant,
     ) -> Self {
         let wasi = WasiCtx::builder()
             .stdout(logs.stream(Stream::Stdout))
@@ -80,10 +47,8 @@ impl HostState {
             table: ResourceTable::new(),
             grants,
             logs,
-            memory: MemoryCap {
-                limit: memory_limit,
-                hit: false,
-            },
+            memory,
+            deadline,
         }
     }
 }

@@ -695,18 +695,19 @@ impl Store for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let now = now_ms();
-        let (status, due_at, error, finished_at) = sql::after_attempt(&next, attempt.as_ref(), now);
+        let after = sql::after_attempt(&next, attempt.as_ref(), now);
         let finish = tx.prepare_cached(&pg(sql::FINISH_ATTEMPT)).await?;
         let health = tx.prepare_cached(&pg(sql::ENDPOINT_HEALTH)).await?;
         let insert = tx.prepare_cached(&pg(sql::INSERT_ATTEMPT)).await?;
-        let finish_params: [&(dyn ToSql + Sync); 7] = [
+        let finish_params: [&(dyn ToSql + Sync); 8] = [
             &delivery_id,
             &owner,
-            &status.as_str(),
-            &due_at,
-            &error,
+            &after.status.as_str(),
+            &after.due_at,
+            &after.error,
             &now,
-            &finished_at,
+            &after.finished_at,
+            &after.counted,
         ];
         let sent = attempt.as_ref().is_some_and(NewAttempt::sent);
         let success = attempt.as_ref().is_some_and(|a| a.success);
@@ -757,7 +758,7 @@ impl Store for PostgresStore {
                 (Ok(_), Some(_)) => StoreError::LeaseLost(delivery_id.to_string()),
             });
         }
-        if matches!(next, Next::Retry { .. }) {
+        if matches!(next, Next::Retry { .. } | Next::Deferred { .. }) {
             notify_work(&tx).await?;
         }
         tx.commit().await?;

@@ -235,10 +235,11 @@ pub(crate) fn list_deliveries() -> String {
 pub(crate) const RENEW_LEASE: &str = "UPDATE deliveries SET due_at = ?3, updated_at = ?4
      WHERE id = ?1 AND lease_owner = ?2 AND status = 'in_flight'";
 
-/// Params: id, owner, status, due at, last error, now, finished at.
+/// Params: id, owner, status, due at, last error, now, finished at, attempts
+/// counted (1, or 0 when the host could not make the attempt).
 pub(crate) const FINISH_ATTEMPT: &str = "UPDATE deliveries
      SET status = ?3, due_at = ?4, last_error = ?5, updated_at = ?6, finished_at = ?7,
-         attempts = attempts + 1, lease_owner = NULL
+         attempts = attempts + ?8, lease_owner = NULL
      WHERE id = ?1 AND lease_owner = ?2 AND status = 'in_flight'";
 
 /// Params: delivery id, then the attempt's fields; its number is the
@@ -315,18 +316,9 @@ pub(crate) const PRUNE: &str = "DELETE FROM events WHERE id IN (
         LIMIT ?2)";
 
 /// The delivery's new status, due time, error and finish time after an attempt.
-pub(crate) fn after_attempt(
-    next: &Next,
-    attempt: Option<&NewAttempt>,
-    now: Millis,
-) -> (
-    DeliveryStatus,
-    Option<Millis>,
-    Option<String>,
-    Option<Millis>,
-) {
+pub(crate) fn after_attempt(next: &Next, attempt: Option<&NewAttempt>, now: Millis) -> AfterAttempt {
     let error = attempt.and_then(|a| a.error_message.clone().or_else(|| a.error_kind.clone()));
-    match next {
+    let (status, due_at, error, finished_at) = match next {
         Next::Succeeded => (DeliveryStatus::Succeeded, None, None, Some(now)),
         Next::Retry { at } => (DeliveryStatus::Pending, Some(*at), error, None),
         Next::GiveUp => (DeliveryStatus::Failed, None, error, Some(now)),
@@ -336,7 +328,27 @@ pub(crate) fn after_attempt(
             Some(reason.clone()),
             Some(now),
         ),
+        Next::Deferred { at, reason } => {
+            (DeliveryStatus::Pending, Some(*at), Some(reason.clone()), None)
+        }
+    };
+    AfterAttempt {
+        status,
+        due_at,
+        error,
+        finished_at,
+        counted: i64::from(!matches!(next, Next::Deferred { .. })),
     }
+}
+
+/// A delivery's row after an attempt: [`FINISH_ATTEMPT`]'s parameters.
+pub(crate) struct AfterAttempt {
+    pub(crate) status: DeliveryStatus,
+    pub(crate) due_at: Option<Millis>,
+    pub(crate) error: Option<String>,
+    pub(crate) finished_at: Option<Millis>,
+    /// 1 for an attempt, 0 for one the host deferred.
+    pub(crate) counted: i64,
 }
 
 #[cfg(test)]

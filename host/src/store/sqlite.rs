@@ -674,19 +674,19 @@ impl Store for SqliteStore {
     ) -> StoreResult<()> {
         let (owner, id) = (owner.to_string(), delivery_id.to_string());
         let max_body = self.limits.max_logged_body_bytes;
-        let retry = matches!(next, Next::Retry { .. });
+        let retry = matches!(next, Next::Retry { .. } | Next::Deferred { .. });
         self.write(move |conn| {
             let now = now_ms();
-            let (status, due_at, error, finished_at) =
-                sql::after_attempt(&next, attempt.as_ref(), now);
+            let after = sql::after_attempt(&next, attempt.as_ref(), now);
             let updated = conn.prepare_cached(sql::FINISH_ATTEMPT)?.execute(params![
                 id,
                 owner,
-                status.as_str(),
-                due_at,
-                error,
+                after.status.as_str(),
+                after.due_at,
+                after.error,
                 now,
-                finished_at
+                after.finished_at,
+                after.counted
             ])?;
             if updated == 0 {
                 let exists = conn

@@ -310,6 +310,15 @@ pub enum Next {
         /// Why.
         reason: String,
     },
+    /// The host could not make the attempt (a plugin it could not load, no
+    /// free instance, the memory budget used up): try again at `at`, without
+    /// counting an attempt against the hook's retry schedule.
+    Deferred {
+        /// When.
+        at: Millis,
+        /// What the host could not do.
+        reason: String,
+    },
 }
 
 /// Filter for [`Store::deliveries`](super::Store::deliveries).
