@@ -274,6 +274,59 @@ async fn plugin_steps_transform_and_filters_cancel() {
     assert!(cancelled.last_error.unwrap().contains("filtered out"));
 }
 
+#[tokio::test]
+async fn skip_passes_over_plugin_faults_but_never_host_faults() {
+    let script = Script::new(vec![ok()]);
+    let receiver = script.start().await;
+    let h = harness().await;
+    h.plugin("hostile").await;
+    // A stored plugin the host cannot load: its fault, not the event's.
+    let garbage = b"\0asm not really".to_vec();
+    h.store
+        .put_plugin(&PluginRecord {
+            name: "unloadable".into(),
+            hash: content_hash(&garbage),
+            size: garbage.len() as u64,
+            bytes: garbage,
+            created_at: now_ms(),
+        })
+        .await
+        .unwrap();
+    h.hook(
+        "trapping",
+        json!({"events": ["PostSignIn"], "on_step_error": "skip", "steps": [
+            {"plugin": "hostile", "config": {"mode": "panic"}}
+        ], "webhook": {"url": receiver.url("/trap")}}),
+    )
+    .await;
+    h.hook(
+        "redacting",
+        json!({"events": ["PostSignIn"], "on_step_error": "skip", "steps": [
+            {"plugin": "unloadable"}
+        ], "webhook": {"url": receiver.url("/redact")}}),
+    )
+    .await;
+    let ids = h.emit("PostSignIn", interaction()).await;
+    h.dispatcher.process_due().await.unwrap();
+
+    let seen = script.seen();
+    assert_eq!(seen.len(), 1, "only the plugin fault was skipped");
+    assert_eq!(seen[0].path, "/trap");
+    for id in ids {
+        let (delivery, attempts) = h.delivery(&id).await;
+        if delivery.hook_id == "redacting" {
+            assert_eq!(delivery.status, DeliveryStatus::Pending, "{delivery:?}");
+            assert_eq!(delivery.attempts, 0, "a host fault uses no attempt");
+            assert!(attempts.is_empty());
+            let error = delivery.last_error.unwrap();
+            assert!(error.starts_with("host: plugin `unloadable`"), "{error}");
+            assert!(delivery.due_at.unwrap() > now_ms(), "retried later");
+        } else {
+            assert_eq!(delivery.status, DeliveryStatus::Succeeded);
+        }
+    }
+}
+
 fn fast_retries(url: String) -> Value {
     json!({"events": ["PostSignIn"], "webhook": {"url": url, "timeout": "300ms",
         "retry": {"schedule": ["50ms", "50ms"], "overload_floor": "400ms"}}})

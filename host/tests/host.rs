@@ -6,6 +6,8 @@ use std::time::Duration;
 use serde_json::json;
 use wasmhooks::host::{EmitEvent, Host, HostConfig, HostError};
 use wasmhooks::store::{now_ms, DeliveryStatus};
+use wasmhooks::sync::Verdict;
+use wasmhooks_testkit::plugin_bytes;
 use wasmhooks_testkit::script::{ok, Script};
 
 fn config(dir: &std::path::Path, retention: Option<Duration>) -> HostConfig {
@@ -92,5 +94,94 @@ async fn custom_events_must_be_registered_first() {
             .contains(&"Billing.Invoice.Paid".to_string()),
         "registrations are stored"
     );
+    host.shutdown().await;
+}
+
+/// A sync hook over the hostile fixture in `mode`, on `trigger`.
+async fn sync_hook(host: &Host, id: &str, trigger: &str, mode: &str) {
+    host.create_hook(
+        Some(id.into()),
+        json!({"steps": [{"plugin": "hostile", "config": {"mode": mode}}],
+               "sync": {"trigger": trigger, "on_error": "deny"}}),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_deadline_counts_from_the_request_arrival() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::start(config(dir.path(), None)).await.unwrap();
+    host.put_plugin("hostile", plugin_bytes("hostile"))
+        .await
+        .unwrap();
+    sync_hook(&host, "echo", "PreRegistration", "ok").await;
+    let fresh = host
+        .call_sync("PreRegistration", json!({"a": 1}), None)
+        .await
+        .unwrap();
+    assert_eq!(fresh.decision, Verdict::Allow, "{fresh:?}");
+
+    // The same call, for a request that arrived before its deadline ran out.
+    let arrived = tokio::time::Instant::now() - Duration::from_secs(1);
+    let late = host
+        .call_sync_from(
+            arrived,
+            "PreRegistration",
+            json!({"a": 1}),
+            Some(Duration::from_millis(500)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(late.decision, Verdict::Deny, "{late:?}");
+    let error = late.hooks[0].error.as_deref().unwrap();
+    assert!(
+        error.contains("deadline of 500ms exceeded"),
+        "the whole call's deadline: {error}"
+    );
+    host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_call_with_no_free_slot_fails_with_its_own_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path(), None);
+    config.runtime.max_instances = 1;
+    config.runtime.limits.timeout = Duration::from_secs(10);
+    let host = Host::start(config).await.unwrap();
+    host.put_plugin("hostile", plugin_bytes("hostile"))
+        .await
+        .unwrap();
+    sync_hook(&host, "spinner", "SpinTrigger", "loop").await;
+    sync_hook(&host, "benign", "PreRegistration", "ok").await;
+    let spinning = tokio::spawn({
+        let host = host.clone();
+        async move {
+            host.call_sync("SpinTrigger", json!({}), Some(Duration::from_secs(5)))
+                .await
+        }
+    });
+    // Wait until the spinner holds the only slot.
+    let mut busy = None;
+    for _ in 0..500 {
+        let answer = host
+            .call_sync(
+                "PreRegistration",
+                json!({}),
+                Some(Duration::from_millis(50)),
+            )
+            .await
+            .unwrap();
+        if answer.decision == Verdict::Deny {
+            busy = Some(answer);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let busy = busy.expect("the benign call was refused once the slot was taken");
+    assert_eq!(busy.hook.as_deref(), Some("benign"));
+    let error = busy.hooks[0].error.as_deref().unwrap();
+    assert!(error.contains("no instance slot came free"), "{error}");
+    spinning.abort();
     host.shutdown().await;
 }

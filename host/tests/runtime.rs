@@ -12,7 +12,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use wasmhooks::runtime::{
-    CallReport, Grants, Limits, Origin, Outcome, Patch, Plugin, PluginError, PluginEvent, Runtime,
+    Blame, CallReport, Deadline, Grants, Limits, Origin, Outcome, Patch, Plugin, PluginError, PluginEvent, Runtime,
     RuntimeConfig,
 };
 use wasmhooks_testkit::{plugin_bytes, Receiver};
@@ -613,4 +613,173 @@ async fn a_reused_instance_serves_many_calls_within_limits() {
         matches!(result, Err(PluginError::DeadlineExceeded { .. })),
         "{result:?}"
     );
+}
+
+#[tokio::test]
+async fn a_handler_of_the_wrong_type_is_refused_at_load_naming_the_mismatch() {
+    let bytes = plugin_bytes("wrong-signature");
+    let err = Runtime::check(&bytes).unwrap_err();
+    let PluginError::WrongWorld(message) = &err else {
+        panic!("expected wrong_world, got {err:?}");
+    };
+    assert!(
+        message.contains("wasmhooks:hook/handler@0.1.0") && message.contains("handle"),
+        "{message}"
+    );
+    assert_eq!(err.kind(), "wrong_world");
+    assert!(matches!(
+        runtime().load(&bytes),
+        Err(PluginError::WrongWorld(_))
+    ));
+    for good in ["enrich", "hostile", "geo-lookup"] {
+        Runtime::check(&plugin_bytes(good)).unwrap_or_else(|e| panic!("{good}: {e}"));
+    }
+}
+
+#[tokio::test]
+async fn a_deadline_error_names_the_deadline_and_the_time_taken() {
+    let runtime = runtime_with(Limits {
+        timeout: Duration::from_millis(150),
+        ..Limits::default()
+    });
+    let report = hostile(&runtime, &grants(&[("mode", "loop")])).await;
+    let err = report.result.unwrap_err();
+    let PluginError::DeadlineExceeded { limit, took } = err else {
+        panic!("expected a deadline, got {err:?}");
+    };
+    assert_eq!(limit, Duration::from_millis(150));
+    assert!(took >= limit, "stopped after {took:?}, before the deadline");
+    let message = err.to_string();
+    assert!(
+        message.contains("150ms") && message.contains("stopped after"),
+        "{message}"
+    );
+}
+
+/// On a single-threaded runtime a guest that never yielded would keep every
+/// other task waiting until its deadline: a benign call finishing while the
+/// loop still runs proves the guest gives its thread back.
+#[tokio::test(flavor = "current_thread")]
+async fn a_looping_guest_yields_its_thread_to_other_calls() {
+    let runtime = runtime_with(Limits {
+        timeout: Duration::from_secs(20),
+        ..Limits::default()
+    });
+    let hostile = load(&runtime, "hostile");
+    let looping = tokio::spawn({
+        let hostile = hostile.clone();
+        async move {
+            hostile
+                .call(&event("PostSignIn", json!({}), None), &grants(&[("mode", "loop")]))
+                .await
+        }
+    });
+    for i in 0..3 {
+        let report = hostile
+            .call(
+                &event("PostSignIn", json!({"i": i}), None),
+                &grants(&[("mode", "ok")]),
+            )
+            .await;
+        assert_eq!(continued(report.result), json!({"i": i}));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(!looping.is_finished(), "the loop is still running");
+    looping.abort();
+}
+
+#[tokio::test]
+async fn the_memory_budget_is_shared_by_every_call() {
+    let runtime = runtime_with(Limits {
+        memory_bytes: 32 << 20,
+        total_memory_bytes: 48 << 20,
+        ..Limits::default()
+    });
+    let hostile = load(&runtime, "hostile");
+    let bomb = grants(&[("mode", "memory")]);
+    // A kept instance keeps the memory it grew until it is dropped.
+    let mut holder = hostile.reusable_instance(&bomb).await.unwrap();
+    let held = holder.call(&event("PostSignIn", json!({}), None)).await;
+    assert!(
+        matches!(held, Err(PluginError::MemoryLimit { .. })),
+        "{held:?}"
+    );
+    assert!(runtime.memory_in_use().0 > 24 << 20);
+
+    let report = hostile.call(&event("PostSignIn", json!({}), None), &bomb).await;
+    let err = report.result.unwrap_err();
+    assert!(
+        matches!(err, PluginError::MemoryBudget { budget } if budget == 48 << 20),
+        "{err:?}"
+    );
+    assert_eq!(err.kind(), "memory_budget");
+
+    drop(holder);
+    assert_eq!(runtime.memory_in_use().0, 0, "all returned");
+    let report = hostile.call(&event("PostSignIn", json!({}), None), &bomb).await;
+    assert!(
+        matches!(report.result, Err(PluginError::MemoryLimit { .. })),
+        "{:?}",
+        report.result
+    );
+    assert_still_serves(&runtime).await;
+}
+
+#[tokio::test]
+async fn a_call_that_gets_no_instance_slot_in_time_says_so() {
+    let runtime = Runtime::new(RuntimeConfig {
+        max_instances: 1,
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let hostile = load(&runtime, "hostile");
+    let held = hostile
+        .reusable_instance(&grants(&[("mode", "ok")]))
+        .await
+        .unwrap();
+    let report = hostile
+        .call_until(
+            &event("PostSignIn", json!({}), None),
+            &grants(&[("mode", "ok")]),
+            Deadline::after(Duration::from_millis(50)),
+        )
+        .await;
+    let err = report.result.unwrap_err();
+    assert!(
+        matches!(err, PluginError::Busy { slots: 1, .. }),
+        "{err:?}"
+    );
+    assert_eq!(err.blame(), Blame::Host);
+    drop(held);
+    assert_still_serves(&runtime).await;
+}
+
+#[tokio::test]
+async fn a_granted_upstream_that_never_answers_is_a_deadline() {
+    // Accepts connections and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let runtime = runtime_with(Limits {
+        timeout: Duration::from_millis(300),
+        ..Limits::default()
+    });
+    let url = format!("http://{addr}/slow");
+    let grant = loopback_grant(
+        &[("mode", "http"), ("url", &url)],
+        &["127.0.0.1"],
+        &["127.0.0.1/32"],
+    );
+    let report = hostile(&runtime, &grant).await;
+    assert!(
+        matches!(report.result, Err(PluginError::DeadlineExceeded { limit, .. }) if limit == Duration::from_millis(300)),
+        "{:?}",
+        report.result
+    );
+    silent.abort();
 }

@@ -124,6 +124,7 @@ impl Server {
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(body["status"], "ready", "{body}");
         body
     }
 
@@ -461,6 +462,23 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
     assert_eq!(
         (status, error_code(&body)),
         (StatusCode::BAD_REQUEST, "invalid_plugin")
+    );
+    let (status, body) = server
+        .raw(
+            "/v1/plugins?name=drifted",
+            "application/wasm",
+            plugin_bytes("wrong-signature"),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::BAD_REQUEST, "wrong_world"),
+        "{body}"
+    );
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("wasmhooks:hook/handler@0.1.0") && message.contains("handle"),
+        "the mismatch is named: {message}"
     );
     let (status, body) = server
         .call(

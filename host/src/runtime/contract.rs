@@ -2,16 +2,15 @@
 //! types alone, before anything is compiled or stored: it validates, it
 //! exports the handler interface with exactly the functions and types the
 //! host calls, and it imports only what the world provides, with matching
-//! types where the host's own interfaces are concerned.
+//! types where the host's own interfaces are concerned (WASI's types are
+//! checked by the linker when the component is compiled).
 //!
 //! The reference is the built-in JavaScript engine, which is built from the
 //! same WIT package as every plugin and embedded in the binary.
 
 use std::collections::BTreeSet;
-use std::sync::OnceLock;
 
 use wasmtime::wasmparser::component_types::SubtypeCx;
-use wasmtime::wasmparser::types::Types;
 use wasmtime::wasmparser::{Parser, Payload, Validator, WasmFeatures};
 
 use super::error::PluginError;
@@ -40,8 +39,16 @@ pub(crate) fn check(bytes: &[u8], reference: &[u8]) -> Result<(), PluginError> {
             "the bytes are not a WebAssembly component (a core module, or not wasm at all)".into(),
         ));
     }
-    let types = validate(bytes).map_err(PluginError::InvalidComponent)?;
-    let reference = reference_types(reference)?;
+    // Types can only be compared within one validator's context: the
+    // reference goes first, then the upload.
+    let mut validator = Validator::new_with_features(WasmFeatures::all());
+    let reference = validator
+        .validate_all(reference)
+        .map_err(|e| PluginError::Host(format!("the reference component is invalid: {e}")))?;
+    validator.reset();
+    let types = validator
+        .validate_all(bytes)
+        .map_err(|e| PluginError::InvalidComponent(e.to_string()))?;
     let (found, expected) = (types.as_ref(), reference.as_ref());
 
     let Some(export) = found.component_item_for_export(HANDLER) else {
@@ -69,7 +76,11 @@ pub(crate) fn check(bytes: &[u8], reference: &[u8]) -> Result<(), PluginError> {
                 HOST_INTERFACES.join(", ")
             )));
         }
-        let (Some(import), Some(provided)) = (
+        // WASI's interfaces share resources across instances, which cannot be
+        // compared one import at a time; the linker checks them when the
+        // component is compiled. The host's own interfaces are checked here.
+        let (true, Some(import), Some(provided)) = (
+            is_host,
             found.component_item_for_import(&name),
             expected.component_item_for_import(&name),
         ) else {
@@ -86,21 +97,6 @@ pub(crate) fn check(bytes: &[u8], reference: &[u8]) -> Result<(), PluginError> {
             })?;
     }
     Ok(())
-}
-
-fn validate(bytes: &[u8]) -> Result<Types, String> {
-    Validator::new_with_features(WasmFeatures::all())
-        .validate_all(bytes)
-        .map_err(|e| e.to_string())
-}
-
-/// The reference's types, validated once.
-fn reference_types(reference: &[u8]) -> Result<&'static Types, PluginError> {
-    static TYPES: OnceLock<Result<Types, String>> = OnceLock::new();
-    TYPES
-        .get_or_init(|| validate(reference))
-        .as_ref()
-        .map_err(|e| PluginError::Host(format!("the reference component is invalid: {e}")))
 }
 
 /// The names the component itself imports (not its nested components').

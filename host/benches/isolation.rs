@@ -1,0 +1,242 @@
+//! Plugin isolation under load, against the real `wasmhooks serve` binary
+//! over HTTP on 127.0.0.1 (2 cores on the reference machine):
+//!
+//! - a benign sync hook's latency, p50 and p99 over sequential calls, alone;
+//! - the same while N = 1, 2, 4 callers keep running a plugin that loops
+//!   until its deadline;
+//! - the same while 64 callers keep running a plugin that allocates until it
+//!   hits its memory cap, with the server's peak RSS beside the memory
+//!   budget.
+//!
+//! Each loaded row is printed as a ratio to the row alone, with the benign
+//! calls that were denied (there should be none).
+//!
+//! Run: `cargo bench -p wasmhooks --bench isolation` (unset RUST_BACKTRACE).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const ADMIN: &str = "bench-admin-token-0123456789abcdef";
+const INGEST: &str = "bench-ingest-token-0123456789abcdef";
+const CALLS: usize = 400;
+const WARMUP: usize = 50;
+/// The memory budget the server runs with (its default).
+const BUDGET: u64 = 1 << 30;
+
+struct Server {
+    child: Child,
+    url: String,
+    http: reqwest::Client,
+}
+
+impl Server {
+    fn start(dir: &std::path::Path) -> Server {
+        let config = dir.join("wasmhooks.toml");
+        std::fs::write(&config, "[sync]\ndeadline = \"500ms\"\n").unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wasmhooks"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .env("WASMHOOKS_ADMIN_TOKENS", format!("[\"{ADMIN}\"]"))
+            .env("WASMHOOKS_INGEST_TOKENS", format!("[\"{INGEST}\"]"))
+            .env("RUST_LOG", "error")
+            .env_remove("RUST_BACKTRACE")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start wasmhooks serve");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let url = loop {
+            let line = lines.next().expect("the server printed its address").unwrap();
+            if let Some(url) = line.strip_prefix("wasmhooks listening on ") {
+                break url.to_string();
+            }
+        };
+        std::thread::spawn(move || lines.for_each(drop));
+        Server {
+            child,
+            url,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn admin(&self, path: &str, body: Value) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(ADMIN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "{path}: {}", response.status());
+    }
+
+    /// One sync call; true when it was allowed.
+    async fn sync(&self, trigger: &str, deadline_ms: u64) -> bool {
+        let response = self
+            .http
+            .post(format!("{}/v1/sync/{trigger}", self.url))
+            .bearer_auth(INGEST)
+            .json(&json!({"payload": {"email": "ada@example.com"}, "deadline_ms": deadline_ms}))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success());
+        let answer: Value = response.json().await.unwrap();
+        answer["decision"] == "allow"
+    }
+
+    /// Peak resident memory of the server process, in bytes.
+    fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Benign latency while the load runs: p50, p99, and calls denied.
+struct Row {
+    p50: Duration,
+    p99: Duration,
+    denied: usize,
+}
+
+async fn benign(server: &Server) -> Row {
+    for _ in 0..WARMUP {
+        server.sync("Benign", 500).await;
+    }
+    let mut times = Vec::with_capacity(CALLS);
+    let mut denied = 0;
+    for _ in 0..CALLS {
+        let started = Instant::now();
+        if !server.sync("Benign", 500).await {
+            denied += 1;
+        }
+        times.push(started.elapsed());
+    }
+    times.sort();
+    Row {
+        p50: times[CALLS / 2],
+        p99: times[CALLS * 99 / 100],
+        denied,
+    }
+}
+
+/// Run `callers` loops of sync calls to `trigger` while `measure` runs.
+async fn under_load(server: &Arc<Server>, trigger: &'static str, callers: usize) -> (Row, u64) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let calls = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..callers {
+        let (server, stop, calls) = (server.clone(), stop.clone(), calls.clone());
+        tasks.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                server.sync(trigger, 1000).await;
+                calls.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    // Let every caller get its first call in before measuring.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let row = benign(server).await;
+    stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        task.await.unwrap();
+    }
+    (row, calls.load(Ordering::Relaxed))
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Arc::new(Server::start(dir.path()));
+        let hostile = std::fs::read(wasmhooks_testkit::plugin("hostile")).unwrap();
+        let response = server
+            .http
+            .post(format!("{}/v1/plugins?name=hostile", server.url))
+            .bearer_auth(ADMIN)
+            .header("content-type", "application/wasm")
+            .body(hostile)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success());
+        for (id, trigger, mode) in [
+            ("benign", "Benign", "ok"),
+            ("spin", "Spin", "loop"),
+            ("hog", "Hog", "memory"),
+        ] {
+            server
+                .admin(
+                    "/v1/hooks",
+                    json!({"id": id, "sync": {"trigger": trigger, "on_error": "deny"},
+                           "steps": [{"plugin": "hostile", "config": {"mode": mode}}]}),
+                )
+                .await;
+        }
+
+        let alone = benign(&server).await;
+        println!(
+            "{:<44} {:>10} {:>10} {:>8} {:>8} {:>7}",
+            "benign sync hook over HTTP", "p50", "p99", "p50 ×", "p99 ×", "denied"
+        );
+        let print = |label: &str, row: &Row| {
+            println!(
+                "{:<44} {:>10} {:>10} {:>8.2} {:>8.2} {:>7}",
+                label,
+                ms(row.p50),
+                ms(row.p99),
+                row.p50.as_secs_f64() / alone.p50.as_secs_f64(),
+                row.p99.as_secs_f64() / alone.p99.as_secs_f64(),
+                row.denied
+            );
+        };
+        print("alone", &alone);
+        for n in [1, 2, 4] {
+            let (row, spun) = under_load(&server, "Spin", n).await;
+            print(
+                &format!("{n} caller(s) looping to their deadline ({spun} calls)"),
+                &row,
+            );
+        }
+        let (row, hogged) = under_load(&server, "Hog", 64).await;
+        print(
+            &format!("64 callers allocating to their cap ({hogged} calls)"),
+            &row,
+        );
+        let peak = server.peak_rss();
+        println!(
+            "server peak RSS {:.0} MB; memory budget {:.0} MB; peak / (budget + 200 MB) = {:.2}",
+            peak as f64 / 1e6,
+            BUDGET as f64 / 1e6,
+            peak as f64 / (BUDGET as f64 + 200e6)
+        );
+    });
+}
