@@ -8,6 +8,8 @@
 //!
 //! Run: `cargo bench -p wasmhooks --bench delivery` (unset RUST_BACKTRACE).
 
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -55,11 +57,7 @@ async fn receiver(count: Arc<AtomicUsize>) -> Receiver {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = common::two_workers();
     runtime.block_on(async {
         let count = Arc::new(AtomicUsize::new(0));
         let receiver = receiver(count.clone()).await;

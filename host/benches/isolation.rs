@@ -13,13 +13,14 @@
 //!
 //! Run: `cargo bench -p wasmhooks --bench isolation` (unset RUST_BACKTRACE).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+
+mod common;
 
 const ADMIN: &str = "bench-admin-token-0123456789abcdef";
 const INGEST: &str = "bench-ingest-token-0123456789abcdef";
@@ -38,7 +39,8 @@ impl Server {
     fn start(dir: &std::path::Path) -> Server {
         let config = dir.join("wasmhooks.toml");
         std::fs::write(&config, "[sync]\ndeadline = \"500ms\"\n").unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wasmhooks"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wasmhooks"));
+        command
             .args(["serve", "--listen", "127.0.0.1:0", "--config"])
             .arg(&config)
             .arg("--data-dir")
@@ -46,19 +48,8 @@ impl Server {
             .env("WASMHOOKS_ADMIN_TOKENS", format!("[\"{ADMIN}\"]"))
             .env("WASMHOOKS_INGEST_TOKENS", format!("[\"{INGEST}\"]"))
             .env("RUST_LOG", "error")
-            .env_remove("RUST_BACKTRACE")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start wasmhooks serve");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let url = loop {
-            let line = lines.next().expect("the server printed its address").unwrap();
-            if let Some(url) = line.strip_prefix("wasmhooks listening on ") {
-                break url.to_string();
-            }
-        };
-        std::thread::spawn(move || lines.for_each(drop));
+            .env_remove("RUST_BACKTRACE");
+        let (child, url) = wasmhooks_testkit::serve::spawn(command);
         Server {
             child,
             url,
@@ -75,11 +66,15 @@ impl Server {
             .send()
             .await
             .unwrap();
-        assert!(response.status().is_success(), "{path}: {}", response.status());
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
     }
 
-    /// One sync call; true when it was allowed.
-    async fn sync(&self, trigger: &str, deadline_ms: u64) -> bool {
+    /// One sync call's answer.
+    async fn sync(&self, trigger: &str, deadline_ms: u64) -> Value {
         let response = self
             .http
             .post(format!("{}/v1/sync/{trigger}", self.url))
@@ -89,8 +84,12 @@ impl Server {
             .await
             .unwrap();
         assert!(response.status().is_success());
-        let answer: Value = response.json().await.unwrap();
-        answer["decision"] == "allow"
+        response.json().await.unwrap()
+    }
+
+    /// One benign call; true when it was allowed.
+    async fn benign(&self) -> bool {
+        self.sync("Benign", 500).await["decision"] == "allow"
     }
 
     /// Peak resident memory of the server process, in bytes.
@@ -121,13 +120,13 @@ struct Row {
 
 async fn benign(server: &Server) -> Row {
     for _ in 0..WARMUP {
-        server.sync("Benign", 500).await;
+        server.benign().await;
     }
     let mut times = Vec::with_capacity(CALLS);
     let mut denied = 0;
     for _ in 0..CALLS {
         let started = Instant::now();
-        if !server.sync("Benign", 500).await {
+        if !server.benign().await {
             denied += 1;
         }
         times.push(started.elapsed());
@@ -140,16 +139,33 @@ async fn benign(server: &Server) -> Row {
     }
 }
 
-/// Run `callers` loops of sync calls to `trigger` while `measure` runs.
-async fn under_load(server: &Arc<Server>, trigger: &'static str, callers: usize) -> (Row, u64) {
+/// The loaded calls' deadline.
+const LOAD_DEADLINE_MS: u64 = 1000;
+
+/// Run `callers` loops of sync calls to `trigger` while the benign calls
+/// are measured; also returns how many loaded calls ran and the longest
+/// one's time as a ratio to its deadline.
+async fn under_load(
+    server: &Arc<Server>,
+    trigger: &'static str,
+    callers: usize,
+) -> (Row, u64, f64) {
     let stop = Arc::new(AtomicBool::new(false));
     let calls = Arc::new(AtomicU64::new(0));
+    let longest_us = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for _ in 0..callers {
-        let (server, stop, calls) = (server.clone(), stop.clone(), calls.clone());
+        let (server, stop, calls, longest_us) = (
+            server.clone(),
+            stop.clone(),
+            calls.clone(),
+            longest_us.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                server.sync(trigger, 1000).await;
+                let answer = server.sync(trigger, LOAD_DEADLINE_MS).await;
+                let took = answer["duration_us"].as_u64().unwrap_or(0);
+                longest_us.fetch_max(took, Ordering::Relaxed);
                 calls.fetch_add(1, Ordering::Relaxed);
             }
         }));
@@ -161,7 +177,8 @@ async fn under_load(server: &Arc<Server>, trigger: &'static str, callers: usize)
     for task in tasks {
         task.await.unwrap();
     }
-    (row, calls.load(Ordering::Relaxed))
+    let longest = longest_us.load(Ordering::Relaxed) as f64 / (LOAD_DEADLINE_MS as f64 * 1000.0);
+    (row, calls.load(Ordering::Relaxed), longest)
 }
 
 fn ms(d: Duration) -> String {
@@ -169,12 +186,7 @@ fn ms(d: Duration) -> String {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
+    common::two_workers().block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let server = Arc::new(Server::start(dir.path()));
         let hostile = std::fs::read(wasmhooks_testkit::plugin("hostile")).unwrap();
@@ -219,17 +231,22 @@ fn main() {
             );
         };
         print("alone", &alone);
+        let mut longest: f64 = 0.0;
         for n in [1, 2, 4] {
-            let (row, spun) = under_load(&server, "Spin", n).await;
+            let (row, spun, spin_longest) = under_load(&server, "Spin", n).await;
+            longest = longest.max(spin_longest);
             print(
                 &format!("{n} caller(s) looping to their deadline ({spun} calls)"),
                 &row,
             );
         }
-        let (row, hogged) = under_load(&server, "Hog", 64).await;
+        let (row, hogged, _) = under_load(&server, "Hog", 64).await;
         print(
             &format!("64 callers allocating to their cap ({hogged} calls)"),
             &row,
+        );
+        println!(
+            "longest looping call / its {LOAD_DEADLINE_MS} ms deadline: {longest:.3} (server-side, arrival to answer)"
         );
         let peak = server.peak_rss();
         println!(

@@ -37,11 +37,7 @@ async fn post(request: reqwest::RequestBuilder) {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = common::two_workers();
     let rows = runtime.block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let host = Host::start(HostConfig::new(dir.path())).await.unwrap();

@@ -165,4 +165,3 @@ fn is_public(ip: IpAddr) -> bool {
         }
     }
 }
-

@@ -198,10 +198,7 @@ impl SyncEngine {
         if !payload.is_object() {
             return Err(SyncError::NotAnObject);
         }
-        let deadline = Deadline::from(
-            arrived,
-            deadline.unwrap_or_else(|| self.deadline(trigger)),
-        );
+        let deadline = Deadline::from(arrived, deadline.unwrap_or_else(|| self.deadline(trigger)));
         let table = self.table().await?;
         let hooks = table.get(trigger).map(Vec::as_slice).unwrap_or_default();
         let mut doc = payload;
@@ -330,7 +327,9 @@ impl SyncEngine {
                                     });
                                 }
                             }
-                            Err(e) => tracing::warn!(error = %e, "reading sync hooks failed; loaded ones kept"),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "reading sync hooks failed; loaded ones kept")
+                            }
                         }
                         flag.store(false, Ordering::Release);
                     });

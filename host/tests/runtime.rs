@@ -12,8 +12,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use wasmhooks::runtime::{
-    Blame, CallReport, Deadline, Grants, Limits, Origin, Outcome, Patch, Plugin, PluginError, PluginEvent, Runtime,
-    RuntimeConfig,
+    Blame, CallReport, Deadline, Grants, Limits, Origin, Outcome, Patch, Plugin, PluginError,
+    PluginEvent, Runtime, RuntimeConfig,
 };
 use wasmhooks_testkit::{plugin_bytes, Receiver};
 
@@ -670,7 +670,10 @@ async fn a_looping_guest_yields_its_thread_to_other_calls() {
         let hostile = hostile.clone();
         async move {
             hostile
-                .call(&event("PostSignIn", json!({}), None), &grants(&[("mode", "loop")]))
+                .call(
+                    &event("PostSignIn", json!({}), None),
+                    &grants(&[("mode", "loop")]),
+                )
                 .await
         }
     });
@@ -706,7 +709,9 @@ async fn the_memory_budget_is_shared_by_every_call() {
     );
     assert!(runtime.memory_in_use().0 > 24 << 20);
 
-    let report = hostile.call(&event("PostSignIn", json!({}), None), &bomb).await;
+    let report = hostile
+        .call(&event("PostSignIn", json!({}), None), &bomb)
+        .await;
     let err = report.result.unwrap_err();
     assert!(
         matches!(err, PluginError::MemoryBudget { budget } if budget == 48 << 20),
@@ -716,7 +721,9 @@ async fn the_memory_budget_is_shared_by_every_call() {
 
     drop(holder);
     assert_eq!(runtime.memory_in_use().0, 0, "all returned");
-    let report = hostile.call(&event("PostSignIn", json!({}), None), &bomb).await;
+    let report = hostile
+        .call(&event("PostSignIn", json!({}), None), &bomb)
+        .await;
     assert!(
         matches!(report.result, Err(PluginError::MemoryLimit { .. })),
         "{:?}",
@@ -745,10 +752,7 @@ async fn a_call_that_gets_no_instance_slot_in_time_says_so() {
         )
         .await;
     let err = report.result.unwrap_err();
-    assert!(
-        matches!(err, PluginError::Busy { slots: 1, .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, PluginError::Busy { slots: 1, .. }), "{err:?}");
     assert_eq!(err.blame(), Blame::Host);
     drop(held);
     assert_still_serves(&runtime).await;

@@ -43,24 +43,11 @@ impl Server {
             .env("WASMHOOKS_ADMIN_TOKENS", format!("[\"{ADMIN}\"]"))
             .env("WASMHOOKS_INGEST_TOKENS", format!("[\"{INGEST}\"]"))
             .env("RUST_LOG", "warn,wasmhooks=info")
-            .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         for (k, v) in env {
             command.env(k, v);
         }
-        let mut child = command.spawn().expect("start wasmhooks serve");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let url = loop {
-            let line = lines
-                .next()
-                .expect("the server printed its address before exiting")
-                .unwrap();
-            if let Some(url) = line.strip_prefix("wasmhooks listening on ") {
-                break url.to_string();
-            }
-        };
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
+        let (child, url) = wasmhooks_testkit::serve::spawn(command);
         Server {
             child: Some(child),
             url,

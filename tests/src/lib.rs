@@ -14,6 +14,7 @@ use std::sync::OnceLock;
 
 pub mod db;
 pub mod script;
+pub mod serve;
 
 /// The workspace root.
 pub fn workspace_root() -> &'static Path {

@@ -4,6 +4,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 /// p50 and p99 of `calls` timed runs of `call`, after `warmup` untimed ones.
+#[allow(dead_code)] // not every benchmark uses every helper
 pub async fn percentiles<F, Fut>(calls: usize, warmup: usize, mut call: F) -> (Duration, Duration)
 where
     F: FnMut() -> Fut,
@@ -20,4 +21,15 @@ where
     }
     times.sort();
     (times[calls / 2], times[calls * 99 / 100])
+}
+
+/// The async runtime benchmarks drive their load from: two workers, as the
+/// reference machine has two cores.
+#[allow(dead_code)] // not every benchmark uses every helper
+pub fn two_workers() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("build the tokio runtime")
 }

@@ -69,7 +69,8 @@ impl tower_service::Service<http::Uri> for PolicedConnector {
                     } else {
                         80
                     });
-            let stream = connect_allowed(&this.private_networks, &host, port, this.connect_timeout).await?;
+            let stream =
+                connect_allowed(&this.private_networks, &host, port, this.connect_timeout).await?;
             let _ = stream.set_nodelay(true);
             Ok(TokioIo::new(stream))
         })

@@ -160,7 +160,11 @@ impl Doc {
             Doc::Tree { doc, .. } => doc.to_string(),
         };
         RawValue::from_string(text).map_err(|e| {
-            StepError::host(step, "invalid_payload", format!("stored payload is not JSON: {e}"))
+            StepError::host(
+                step,
+                "invalid_payload",
+                format!("stored payload is not JSON: {e}"),
+            )
         })
     }
 
@@ -188,7 +192,9 @@ impl Doc {
             },
             Doc::Tree { doc, patch } => match outcome {
                 Outcome::Deny { code, message } => Ok(Some(Ran::Deny { code, message })),
-                Outcome::Allow { patch: None } | Outcome::Continue { payload: None, .. } => Ok(None),
+                Outcome::Allow { patch: None } | Outcome::Continue { payload: None, .. } => {
+                    Ok(None)
+                }
                 Outcome::Allow {
                     patch: Some(Patch::Json(ops)),
                 } => {
@@ -329,11 +335,8 @@ impl Pipeline {
         if deadline.passed() {
             return Err(StepError::plugin(step, deadline.exceeded()));
         }
-        let plugin = match tokio::time::timeout_at(
-            deadline.at(),
-            self.plugins.get(step.engine()),
-        )
-        .await
+        let plugin = match tokio::time::timeout_at(deadline.at(), self.plugins.get(step.engine()))
+            .await
         {
             Ok(Ok(plugin)) => plugin,
             Ok(Err(message)) => return Err(StepError::host(step, "plugin_unavailable", message)),

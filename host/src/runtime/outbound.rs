@@ -101,7 +101,14 @@ impl Request {
         }
 
         let connect_budget = self.budget(options.and_then(|o| o.connect_timeout));
-        let stream = match connect_allowed(&self.grants.http.private_networks, host, port, connect_budget).await {
+        let stream = match connect_allowed(
+            &self.grants.http.private_networks,
+            host,
+            port,
+            connect_budget,
+        )
+        .await
+        {
             Ok(stream) => stream,
             Err(NetError::Blocked { host, address }) => {
                 return Err(self.refuse(

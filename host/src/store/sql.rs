@@ -316,7 +316,11 @@ pub(crate) const PRUNE: &str = "DELETE FROM events WHERE id IN (
         LIMIT ?2)";
 
 /// The delivery's new status, due time, error and finish time after an attempt.
-pub(crate) fn after_attempt(next: &Next, attempt: Option<&NewAttempt>, now: Millis) -> AfterAttempt {
+pub(crate) fn after_attempt(
+    next: &Next,
+    attempt: Option<&NewAttempt>,
+    now: Millis,
+) -> AfterAttempt {
     let error = attempt.and_then(|a| a.error_message.clone().or_else(|| a.error_kind.clone()));
     let (status, due_at, error, finished_at) = match next {
         Next::Succeeded => (DeliveryStatus::Succeeded, None, None, Some(now)),
@@ -328,9 +332,12 @@ pub(crate) fn after_attempt(next: &Next, attempt: Option<&NewAttempt>, now: Mill
             Some(reason.clone()),
             Some(now),
         ),
-        Next::Deferred { at, reason } => {
-            (DeliveryStatus::Pending, Some(*at), Some(reason.clone()), None)
-        }
+        Next::Deferred { at, reason } => (
+            DeliveryStatus::Pending,
+            Some(*at),
+            Some(reason.clone()),
+            None,
+        ),
     };
     AfterAttempt {
         status,

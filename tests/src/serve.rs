@@ -1,0 +1,27 @@
+//! The real `wasmhooks serve` binary as a child process, for end-to-end
+//! tests and benchmarks.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+/// Start `command` (a `wasmhooks serve` listening on a free port) and wait
+/// for the address it prints. Its standard output keeps being drained, so
+/// the server never blocks on a full pipe.
+pub fn spawn(mut command: Command) -> (Child, String) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start wasmhooks serve");
+    let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    let url = loop {
+        let line = lines
+            .next()
+            .expect("the server printed its address before exiting")
+            .expect("read the server's output");
+        if let Some(url) = line.strip_prefix("wasmhooks listening on ") {
+            break url.to_string();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, url)
+}
