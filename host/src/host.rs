@@ -75,6 +75,9 @@ pub struct HostConfig {
     /// deleted once every delivery of theirs has finished; `None` keeps
     /// everything.
     pub retention: Option<Duration>,
+    /// How long an upload waits for its component to compile before it
+    /// answers that the plugin is still compiling.
+    pub upload_wait: Duration,
 }
 
 impl HostConfig {
@@ -93,6 +96,7 @@ impl HostConfig {
             max_response_body: 16 << 10,
             default_retry: RetryPolicy::default(),
             retention: Some(Duration::from_secs(30 * 86_400)),
+            upload_wait: Duration::from_millis(1500),
         }
     }
 }
@@ -255,15 +259,12 @@ struct Inner {
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
     worker: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    upload_wait: Duration,
 }
 
 /// How long a hook or plugin read from the store is trusted before it is
 /// read again, so changes made by other processes are seen.
 const CACHE_TTL: Duration = Duration::from_secs(2);
-
-/// How long an upload waits for its component to compile before it answers
-/// that it is still compiling.
-pub const UPLOAD_WAIT: Duration = Duration::from_millis(1500);
 
 /// A plugin as listed: its record and where it stands in this process.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -362,6 +363,7 @@ impl Host {
                 metrics,
                 shutdown,
                 worker: Mutex::new(worker),
+                upload_wait: config.upload_wait,
             }),
         })
     }
@@ -813,7 +815,7 @@ impl Host {
     ///
     /// It is validated and type-checked against the hook world first, so a
     /// bad upload changes nothing. Compiling it then runs in the background:
-    /// if that ends within [`UPLOAD_WAIT`] the plugin comes back `ready`
+    /// if that ends within the configured `upload_wait` the plugin comes back `ready`
     /// (or the upload is refused if it failed); a large component comes back
     /// `compiling`, is stored, and calls wait for it to finish.
     pub async fn put_plugin(&self, name: &str, bytes: Vec<u8>) -> HostResult<PluginView> {
@@ -829,7 +831,7 @@ impl Host {
         checked.map_err(plugin_error)?;
         let plugins = &self.inner.plugins;
         let load = plugins.compile(bytes.clone());
-        let state = match tokio::time::timeout(UPLOAD_WAIT, load.clone()).await {
+        let state = match tokio::time::timeout(self.inner.upload_wait, load.clone()).await {
             Ok(Ok(_)) => PluginState::Ready,
             Ok(Err(message)) => return Err(HostError::InvalidPlugin(message)),
             Err(_) => PluginState::Compiling,

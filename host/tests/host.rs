@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use wasmhooks::host::{EmitEvent, Host, HostConfig, HostError};
+use wasmhooks::pipeline::PluginState;
 use wasmhooks::store::{now_ms, DeliveryStatus};
 use wasmhooks::sync::Verdict;
 use wasmhooks_testkit::plugin_bytes;
@@ -183,5 +184,46 @@ async fn a_sync_call_with_no_free_slot_fails_with_its_own_error() {
     let error = busy.hooks[0].error.as_deref().unwrap();
     assert!(error.contains("no instance slot came free"), "{error}");
     spinning.abort();
+    host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_still_compiling_is_stored_and_calls_wait_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path(), None);
+    // Answer before any compilation can finish.
+    config.upload_wait = Duration::ZERO;
+    let host = Host::start(config).await.unwrap();
+    let view = host
+        .put_plugin("hostile", plugin_bytes("hostile"))
+        .await
+        .unwrap();
+    assert_eq!(view.state, PluginState::Compiling);
+    assert!(
+        host.plugins().await.unwrap()[0].record.name == "hostile",
+        "stored while compiling"
+    );
+    // A call made now waits for the compilation.
+    sync_hook(&host, "echo", "PreRegistration", "ok").await;
+    let answer = host
+        .call_sync(
+            "PreRegistration",
+            json!({"a": 1}),
+            Some(Duration::from_secs(30)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer.decision, Verdict::Allow, "{answer:?}");
+    let listed = host.plugins().await.unwrap();
+    assert_eq!(listed[0].state, PluginState::Ready);
+    assert_eq!(listed[0].error, None);
+
+    // A bad upload is refused before anything is stored, however short the wait.
+    let err = host
+        .put_plugin("drifted", plugin_bytes("wrong-signature"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, HostError::WrongWorld(_)), "{err}");
+    assert_eq!(host.plugins().await.unwrap().len(), 1);
     host.shutdown().await;
 }
