@@ -202,6 +202,10 @@ const ENV_KEYS: [&str; 17] = [
     "sync",
 ];
 
+/// The shortest delivery lease: a third of it apart, heartbeats must reach
+/// the store well before it runs out.
+const MIN_LEASE: Duration = Duration::from_secs(3);
+
 /// Why the configuration could not be read.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration: {0}")]
@@ -228,6 +232,7 @@ impl Config {
             .merge(env)
             .extract()
             .map_err(|e| ConfigError(e.to_string()))?;
+        config.validate()?;
         if let Some(base) = file.and_then(Path::parent) {
             for plugin in &mut config.plugins {
                 if plugin.path.is_relative() {
@@ -236,6 +241,26 @@ impl Config {
             }
         }
         Ok(config)
+    }
+
+    /// Check what each setting allows and what settings must agree on.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let lease = self.delivery.lease;
+        if lease < MIN_LEASE {
+            return Err(ConfigError(format!(
+                "delivery.lease of {} is too short: leases are renewed every third of it, and it must be at least {}",
+                humantime::format_duration(lease),
+                humantime::format_duration(MIN_LEASE)
+            )));
+        }
+        if self.delivery.max_in_flight == 0 {
+            return Err(ConfigError(
+                "delivery.max_in_flight must be at least 1".into(),
+            ));
+        }
+        self.retry
+            .validate()
+            .map_err(|e| ConfigError(format!("[retry]: {e}")))
     }
 
     /// The host this configuration describes.

@@ -295,6 +295,7 @@ impl HookSpec {
             http::HeaderValue::from_str(value)
                 .map_err(|_| HookError(format!("header `{name}` has an invalid value")))?;
         }
+        webhook.retry.validate().map_err(HookError)?;
         if webhook.rate_limit == Some(0) {
             return Err(HookError(
                 "webhook rate_limit must be at least 1 request per second".into(),

@@ -799,3 +799,226 @@ async fn the_endpoint_rate_limit_spaces_requests() {
     );
     assert!(bad.unwrap_err().to_string().contains("rate_limit"));
 }
+
+/// Run the harness's dispatcher in the background until the returned token
+/// is cancelled.
+fn run(
+    h: Harness,
+) -> (
+    SharedStore,
+    tokio_util::sync::CancellationToken,
+    tempfile::TempDir,
+) {
+    let Harness {
+        store,
+        dispatcher,
+        _dir,
+    } = h;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(Arc::new(dispatcher).run(shutdown.clone()));
+    (store, shutdown, _dir)
+}
+
+/// Poll `done` every 10 ms for up to `within`.
+async fn eventually(within: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let until = std::time::Instant::now() + within;
+    while std::time::Instant::now() < until {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    done()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_that_never_answers_does_not_delay_another() {
+    // Accepts connections and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_url = format!("http://{}/never", silent.local_addr().unwrap());
+    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let accepting = {
+        let connections = connections.clone();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = silent.accept().await {
+                connections.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                held.push(socket);
+            }
+        })
+    };
+    let fast = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let router = {
+        let fast = fast.clone();
+        Router::new().route(
+            "/fast",
+            post(move || {
+                fast.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async { "ok" }
+            }),
+        )
+    };
+    let receiver = Receiver::start(router).await;
+    let h = harness().await;
+    h.hook(
+        "slow",
+        json!({"events": ["User.Created"], "webhook": {"url": silent_url, "timeout": "10s"}}),
+    )
+    .await;
+    h.hook(
+        "fast",
+        json!({"events": ["PostSignIn"], "webhook": {"url": receiver.url("/fast"), "concurrency": 16}}),
+    )
+    .await;
+    // The slow endpoint's backlog is older: it is due first.
+    let slow: Vec<NewEvent> = (0..500)
+        .map(|n| NewEvent {
+            id: None,
+            name: "User.Created".into(),
+            payload: json!({"n": n}).to_string(),
+            created_at: now_ms(),
+        })
+        .collect();
+    h.store.ingest(slow).await.unwrap();
+    let fast_events: Vec<NewEvent> = (0..500)
+        .map(|n| NewEvent {
+            id: None,
+            name: "PostSignIn".into(),
+            payload: json!({"n": n}).to_string(),
+            created_at: now_ms(),
+        })
+        .collect();
+    let ingested = h.store.ingest(fast_events).await.unwrap();
+    let (store, shutdown, _dir) = run(h);
+
+    let all_fast = eventually(Duration::from_secs(60), || {
+        fast.load(std::sync::atomic::Ordering::SeqCst) >= 500
+    })
+    .await;
+    assert!(
+        all_fast,
+        "the fast endpoint got all 500 while the slow one hung"
+    );
+    assert_eq!(
+        fast.load(std::sync::atomic::Ordering::SeqCst),
+        500,
+        "none twice"
+    );
+    for result in ingested {
+        let id = result.unwrap().deliveries.remove(0).id;
+        let (delivery, attempts) = store.delivery(&id).await.unwrap().unwrap();
+        assert_eq!(delivery.status, DeliveryStatus::Succeeded);
+        assert_eq!(attempts.len(), 1, "every attempt logged, once");
+    }
+    // The silent endpoint holds only its own slots (4 by default).
+    assert!(
+        connections.load(std::sync::atomic::Ordering::SeqCst) <= 4,
+        "{} connections to the slow endpoint",
+        connections.load(std::sync::atomic::Ordering::SeqCst)
+    );
+    shutdown.cancel();
+    accepting.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_run_at_their_due_time_not_at_the_next_poll() {
+    let times = Arc::new(Mutex::new(Vec::<std::time::Instant>::new()));
+    let router = {
+        let times = times.clone();
+        Router::new().route(
+            "/flaky",
+            post(move || {
+                let times = times.clone();
+                async move {
+                    let mut times = times.lock().unwrap();
+                    times.push(std::time::Instant::now());
+                    if times.len() < 4 {
+                        StatusCode::INTERNAL_SERVER_ERROR
+                    } else {
+                        StatusCode::OK
+                    }
+                }
+            }),
+        )
+    };
+    let receiver = Receiver::start(router).await;
+    let h = harness().await;
+    h.hook(
+        "h",
+        json!({"events": ["PostSignIn"], "webhook": {"url": receiver.url("/flaky"),
+            "retry": {"schedule": ["100ms", "100ms", "100ms"], "jitter": 0.0}}}),
+    )
+    .await;
+    let (store, shutdown, _dir) = run(h);
+    let event = NewEvent {
+        id: None,
+        name: "PostSignIn".into(),
+        payload: "{}".into(),
+        created_at: now_ms(),
+    };
+    store.ingest(vec![event]).await.unwrap();
+    assert!(
+        eventually(Duration::from_secs(30), || times.lock().unwrap().len() >= 4).await,
+        "four attempts"
+    );
+    let times = times.lock().unwrap().clone();
+    for gap in times.windows(2).map(|w| w[1] - w[0]) {
+        assert!(
+            gap >= Duration::from_millis(100),
+            "waited its delay: {gap:?}"
+        );
+        // Far under the one-second idle poll: the dispatcher slept until
+        // the due time rather than polling for it.
+        assert!(
+            gap < Duration::from_millis(600),
+            "retried when due: {gap:?}"
+        );
+    }
+    shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ordered_hook_sends_the_next_event_as_soon_as_the_last_is_done() {
+    let received = Arc::new(Mutex::new(Vec::<u64>::new()));
+    let router = {
+        let received = received.clone();
+        Router::new().route(
+            "/ordered",
+            post(move |body: Bytes| {
+                let received = received.clone();
+                async move {
+                    let body: Value = serde_json::from_slice(&body).unwrap();
+                    received.lock().unwrap().push(body["n"].as_u64().unwrap());
+                    StatusCode::OK
+                }
+            }),
+        )
+    };
+    let receiver = Receiver::start(router).await;
+    let h = harness().await;
+    h.hook(
+        "h",
+        json!({"events": ["PostSignIn"], "webhook": {"url": receiver.url("/ordered"), "ordered": true}}),
+    )
+    .await;
+    let events = (0..200u64)
+        .map(|n| NewEvent {
+            id: None,
+            name: "PostSignIn".into(),
+            payload: json!({"n": n}).to_string(),
+            created_at: now_ms(),
+        })
+        .collect();
+    h.store.ingest(events).await.unwrap();
+    let (_store, shutdown, _dir) = run(h);
+    // At one event per idle poll this would take over three minutes.
+    assert!(
+        eventually(Duration::from_secs(60), || received.lock().unwrap().len()
+            == 200)
+        .await,
+        "all 200 arrived: {}",
+        received.lock().unwrap().len()
+    );
+    assert_eq!(*received.lock().unwrap(), (0..200).collect::<Vec<_>>());
+    shutdown.cancel();
+}

@@ -6,16 +6,19 @@
 //! dispatcher holds no lock or transaction while a request is in flight: a
 //! claim is a committed lease.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use bytes::Bytes;
-use tokio::sync::Semaphore;
+use futures::FutureExt;
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::policy::Verdict;
+use super::scheduler::Endpoints;
 use super::sender::{Sender, Sent};
 use super::signing::{logto_signature, standard_signature};
 use crate::event::delivery_body;
@@ -23,9 +26,10 @@ use crate::hook::Webhook;
 use crate::hook::{HookSpec, RESERVED_HEADERS};
 use crate::metrics::Metrics;
 use crate::pipeline::{EventInfo, Pipeline, PluginRegistry, Ran, StepError, Steps};
-use crate::runtime::{Blame, Deadline};
+use crate::runtime::Blame;
 use crate::store::{
-    after, now_ms, Claimed, Millis, NewAttempt, Next, SharedStore, StoreError, StoreResult,
+    after, now_ms, Claimed, FreeSlots, Millis, NewAttempt, Next, SharedStore, StoreError,
+    StoreResult,
 };
 
 /// How the dispatcher works the queue.
@@ -52,7 +56,7 @@ impl Default for DispatchSettings {
                 crate::store::new_id("w")
             ),
             max_in_flight: 256,
-            lease: Duration::from_secs(120),
+            lease: Duration::from_secs(30),
             idle_poll: Duration::from_secs(1),
             cache_ttl: Duration::from_secs(2),
         }
@@ -69,36 +73,6 @@ struct CachedHook {
     disabled_reason: Option<String>,
     /// Since when every request to the endpoint has failed.
     failing_since: Option<Millis>,
-    /// Bounds the attempts in flight to this endpoint.
-    endpoint: Arc<Semaphore>,
-    /// Spaces requests to this endpoint when it has a rate limit.
-    pacer: Option<Arc<Pacer>>,
-}
-
-/// Spaces requests evenly: at most `1 / interval` per second.
-struct Pacer {
-    interval: Duration,
-    next: Mutex<tokio::time::Instant>,
-}
-
-impl Pacer {
-    fn per_second(rate: u32) -> Self {
-        Pacer {
-            interval: Duration::from_secs(1) / rate.max(1),
-            next: Mutex::new(tokio::time::Instant::now()),
-        }
-    }
-
-    /// Wait for this request's slot.
-    async fn wait(&self) {
-        let slot = {
-            let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
-            let slot = (*next).max(tokio::time::Instant::now());
-            *next = slot + self.interval;
-            slot
-        };
-        tokio::time::sleep_until(slot).await;
-    }
 }
 
 /// Works the delivery queue. Cheap to share behind an `Arc`.
@@ -110,6 +84,14 @@ pub struct Dispatcher {
     metrics: Arc<Metrics>,
     in_flight: Arc<Semaphore>,
     hooks: Mutex<HashMap<String, Arc<CachedHook>>>,
+    /// Each endpoint's free slots.
+    endpoints: Endpoints,
+    /// Deliveries leased to this worker and being attempted, whose leases
+    /// the heartbeat renews.
+    leased: Mutex<HashSet<String>>,
+    /// Woken whenever an attempt ends: its endpoint has a free slot, and an
+    /// ordered hook's next delivery may be due.
+    finished: Notify,
 }
 
 /// Why a delivery could not be processed (its lease stays and expires).
@@ -122,6 +104,9 @@ pub enum DispatchError {
 
 /// How long a delivery waits after the host could not run its steps.
 const HOST_RETRY: Duration = Duration::from_secs(5);
+
+/// How soon to look again at work that is due but held by another worker.
+const BUSY_RETRY: Duration = Duration::from_millis(10);
 
 /// The product string sent as `user-agent`.
 pub const USER_AGENT: &str = concat!("wasmhooks/", env!("CARGO_PKG_VERSION"));
@@ -144,82 +129,216 @@ impl Dispatcher {
             settings,
             metrics,
             hooks: Mutex::default(),
+            endpoints: Endpoints::default(),
+            leased: Mutex::default(),
+            finished: Notify::new(),
         }
     }
 
     /// Work the queue until `shutdown` is cancelled, then finish what is in
-    /// flight. Deliveries not yet started keep their leases, which expire.
+    /// flight. Unclaimed work stays in the store.
+    ///
+    /// Each round claims what the endpoints can start now, and sleeps until
+    /// an attempt ends, new work is announced, the earliest due time or the
+    /// next rate slot comes, whichever is first: no wake-up is lost, since
+    /// the waits are armed before each claim.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let tasks = TaskTracker::new();
+        tasks.spawn(self.clone().heartbeat(shutdown.clone()));
         let max = self.settings.max_in_flight;
-        // Claim in batches: a claim is a committed write, so claiming one
-        // delivery each time a slot frees would pay a commit per delivery.
-        let low_water = (max / 4).max(1) as u32;
         while !shutdown.is_cancelled() {
-            if self.in_flight.available_permits() < max {
-                tokio::select! {
-                    permits = self.in_flight.acquire_many(low_water) => drop(permits),
-                    () = shutdown.cancelled() => break,
-                }
-            }
-            let free = self.in_flight.available_permits();
-            let claimed = match self
-                .store
-                .claim(&self.settings.owner, free.min(500), self.settings.lease)
-                .await
-            {
-                Ok(claimed) => claimed,
-                Err(e) => {
-                    tracing::error!(error = %e, "claiming deliveries failed");
-                    Vec::new()
-                }
-            };
-            if claimed.is_empty() {
-                tokio::select! {
-                    () = self.store.wait_for_work(self.settings.idle_poll) => {}
-                    () = shutdown.cancelled() => {}
-                }
-                continue;
-            }
-            for delivery in claimed {
-                let permit = self
-                    .in_flight
-                    .clone()
-                    .acquire_owned()
+            let finished = self.finished.notified();
+            tokio::pin!(finished);
+            finished.as_mut().enable();
+            let room = self.in_flight.available_permits();
+            let mut wake_at = tokio::time::Instant::now() + self.settings.idle_poll;
+            if room > 0 {
+                let free = self.endpoints.free(true);
+                match self
+                    .store
+                    .claim_free(
+                        &self.settings.owner,
+                        room.min(max).min(500),
+                        self.settings.lease,
+                        &free,
+                    )
                     .await
-                    .expect("never closed");
-                let this = self.clone();
-                tasks.spawn(async move {
-                    let id = delivery.delivery.id.clone();
-                    if let Err(e) = this.deliver(delivery).await {
-                        tracing::error!(delivery = %id, error = %e, "delivery could not be recorded");
+                {
+                    Ok(claimed) if !claimed.is_empty() => {
+                        for delivery in claimed {
+                            self.start(delivery, &tasks);
+                        }
+                        // Let attempts that end meanwhile free their slots.
+                        tokio::task::yield_now().await;
+                        continue;
                     }
-                    drop(permit);
-                });
+                    Ok(_) => {
+                        if let Some(at) = self.next_wake(&free).await {
+                            wake_at = wake_at.min(at);
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "claiming deliveries failed"),
+                }
+            }
+            let idle = wake_at.saturating_duration_since(tokio::time::Instant::now());
+            tokio::select! {
+                () = &mut finished => {}
+                () = self.store.wait_for_work(idle) => {}
+                () = shutdown.cancelled() => {}
             }
         }
         tasks.close();
         tasks.wait().await;
     }
 
-    /// Claim what is due now and process it all; returns how many were
-    /// processed. The building block of [`Dispatcher::run`], and a way to
-    /// drive the queue step by step.
-    pub async fn process_due(&self) -> StoreResult<usize> {
-        let claimed = self
-            .store
-            .claim(
-                &self.settings.owner,
-                self.settings.max_in_flight,
-                self.settings.lease,
-            )
-            .await?;
-        let count = claimed.len();
-        let results = futures::future::join_all(claimed.into_iter().map(|c| self.deliver(c))).await;
-        for result in results {
-            result.map_err(|DispatchError::Store(e)| e)?;
+    /// When to look again after a claim found nothing to take: the earliest
+    /// due time of an endpoint with a free slot, or the next rate slot.
+    async fn next_wake(&self, free: &FreeSlots) -> Option<tokio::time::Instant> {
+        let next_start = self.endpoints.next_start();
+        let due = match self.store.next_due(free).await {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the next due time failed");
+                None
+            }
+        };
+        let due = due.map(|at| {
+            let wait = Duration::from_millis((at - now_ms()).max(0) as u64);
+            // Due now yet not claimed: another worker holds it; look again soon.
+            tokio::time::Instant::now() + wait.max(BUSY_RETRY)
+        });
+        [due, next_start].into_iter().flatten().min()
+    }
+
+    /// Count `delivery` in and attempt it in its own task.
+    fn start(self: &Arc<Self>, delivery: Claimed, tasks: &TaskTracker) {
+        let permit = self
+            .in_flight
+            .clone()
+            .try_acquire_owned()
+            .expect("claimed within the free room");
+        let hook_id = delivery.delivery.hook_id.clone();
+        let id = delivery.delivery.id.clone();
+        self.endpoints.start(&hook_id);
+        self.lock_leased().insert(id.clone());
+        let this = self.clone();
+        tasks.spawn(async move {
+            this.attempt(delivery).await;
+            this.endpoints.finish(&hook_id);
+            this.lock_leased().remove(&id);
+            drop(permit);
+            this.finished.notify_one();
+        });
+    }
+
+    /// One attempt, with a panic in it caught and recorded as the host's
+    /// failure rather than ending the worker or losing the delivery.
+    async fn attempt(&self, delivery: Claimed) {
+        let id = delivery.delivery.id.clone();
+        match AssertUnwindSafe(self.deliver(delivery))
+            .catch_unwind()
+            .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(delivery = %id, error = %e, "delivery could not be recorded")
+            }
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                tracing::error!(delivery = %id, %message, "a delivery attempt panicked");
+                let next = Next::Deferred {
+                    at: after(now_ms(), HOST_RETRY),
+                    reason: format!("host: the attempt panicked: {message}"),
+                };
+                if let Err(e) = self.finish(&id, None, next).await {
+                    tracing::error!(delivery = %id, error = %e, "delivery could not be recorded");
+                }
+            }
         }
-        Ok(count)
+    }
+
+    /// Renew the leases of the deliveries being attempted, a third of a
+    /// lease apart, until `shutdown`.
+    async fn heartbeat(self: Arc<Self>, shutdown: CancellationToken) {
+        let every = self.settings.lease / 3;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(every) => {}
+                () = shutdown.cancelled() => return,
+            }
+            let ids: Vec<String> = self.lock_leased().iter().cloned().collect();
+            if ids.is_empty() {
+                continue;
+            }
+            match self
+                .store
+                .renew(&self.settings.owner, &ids, self.settings.lease)
+                .await
+            {
+                Ok(held) if held < ids.len() => tracing::warn!(
+                    held,
+                    leased = ids.len(),
+                    "some leases were lost before their attempts ended"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "renewing leases failed"),
+            }
+        }
+    }
+
+    fn lock_leased(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.leased.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Claim what is due now and process it all, round after round within
+    /// the endpoints' slots and rates, until nothing is due now; returns how
+    /// many were processed. A way to drive the queue step by step.
+    pub async fn process_due(&self) -> StoreResult<usize> {
+        let mut count = 0;
+        loop {
+            let free = self.endpoints.free(true);
+            let claimed = self
+                .store
+                .claim_free(
+                    &self.settings.owner,
+                    self.settings.max_in_flight,
+                    self.settings.lease,
+                    &free,
+                )
+                .await?;
+            if claimed.is_empty() {
+                let unpaced = self.endpoints.free(false);
+                match self.store.next_due(&unpaced).await? {
+                    Some(due) if due <= now_ms() => {
+                        // Due, but waiting for a rate slot.
+                        let at = self
+                            .endpoints
+                            .next_start()
+                            .unwrap_or_else(|| tokio::time::Instant::now() + BUSY_RETRY);
+                        tokio::time::sleep_until(at).await;
+                        continue;
+                    }
+                    _ => return Ok(count),
+                }
+            }
+            count += claimed.len();
+            for delivery in &claimed {
+                self.endpoints.start(&delivery.delivery.hook_id);
+            }
+            let hooks: Vec<String> = claimed.iter().map(|c| c.delivery.hook_id.clone()).collect();
+            let results =
+                futures::future::join_all(claimed.into_iter().map(|c| self.deliver(c))).await;
+            for hook_id in hooks {
+                self.endpoints.finish(&hook_id);
+            }
+            for result in results {
+                result.map_err(|DispatchError::Store(e)| e)?;
+            }
+        }
     }
 
     /// One attempt at one claimed delivery, recorded in the store.
@@ -247,7 +366,6 @@ impl Dispatcher {
                     .await;
             }
         };
-        let _endpoint = hook.endpoint.acquire().await.expect("never closed");
         let attempts = claimed.delivery.attempts + 1;
         let (body, extra_headers) = match self.prepare(&hook, &claimed).await {
             Ok(Ran::Deliver { payload, headers }) => (payload, headers),
@@ -276,9 +394,6 @@ impl Dispatcher {
             }
         };
         let body = Bytes::from(body);
-        if let Some(pacer) = &hook.pacer {
-            pacer.wait().await;
-        }
         let headers = signed_headers(&hook.spec, webhook, id, &body, extra_headers);
         let started_at = now_ms();
         let sent = self
@@ -390,8 +505,8 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// Run the hook's steps on the claimed event, within the steps' share
-    /// of the runtime's timeout from now, and shape the body a receiver gets.
+    /// Run the hook's steps on the claimed event, within the runtime's
+    /// timeout for each step, and shape the body a receiver gets.
     async fn prepare(&self, hook: &CachedHook, claimed: &Claimed) -> Result<Ran, StepError> {
         let created_at = rfc3339(claimed.event_created_at);
         let event = EventInfo {
@@ -400,7 +515,7 @@ impl Dispatcher {
             created_at: created_at.clone(),
         };
         let timeout = self.pipeline.plugins().runtime().limits().timeout;
-        let deadline = Deadline::after(timeout * hook.steps.len().max(1) as u32);
+        let budget = timeout * hook.steps.len().max(1) as u32;
         let ran = if hook.steps.is_empty() {
             Ran::Deliver {
                 payload: claimed.payload.clone(),
@@ -408,7 +523,7 @@ impl Dispatcher {
             }
         } else {
             self.pipeline
-                .deliver(&hook.steps, &event, claimed.payload.clone(), deadline)
+                .deliver(&hook.steps, &event, claimed.payload.clone(), budget)
                 .await?
         };
         Ok(match ran {
@@ -486,20 +601,13 @@ impl Dispatcher {
                 )))
             }
         };
+        let webhook = spec.webhook.as_ref();
+        self.endpoints.configure(
+            id,
+            webhook.map_or(1, |w| w.concurrency),
+            webhook.and_then(|w| w.rate_limit),
+        );
         let mut hooks = self.hooks.lock().unwrap_or_else(|p| p.into_inner());
-        // Keep the endpoint's semaphore and pacer while its settings are
-        // unchanged, so the bounds hold across refreshes.
-        let old = hooks.get(id);
-        let concurrency = |s: &HookSpec| s.webhook.as_ref().map_or(1, |w| w.concurrency);
-        let rate_limit = |s: &HookSpec| s.webhook.as_ref().and_then(|w| w.rate_limit);
-        let endpoint = match old {
-            Some(old) if concurrency(&old.spec) == concurrency(&spec) => old.endpoint.clone(),
-            _ => Arc::new(Semaphore::new(concurrency(&spec) as usize)),
-        };
-        let pacer = match old {
-            Some(old) if rate_limit(&old.spec) == rate_limit(&spec) => old.pacer.clone(),
-            _ => rate_limit(&spec).map(|rate| Arc::new(Pacer::per_second(rate))),
-        };
         let hook = Arc::new(CachedHook {
             fetched: Instant::now(),
             steps: Steps::of(id, &spec),
@@ -507,8 +615,6 @@ impl Dispatcher {
             enabled: record.enabled,
             disabled_reason: record.disabled_reason,
             failing_since: record.failing_since,
-            endpoint,
-            pacer,
         });
         hooks.insert(id.to_string(), hook.clone());
         Ok(Some(hook))
@@ -589,9 +695,11 @@ impl TestSend {
 }
 
 /// An event time as Logto writes it: RFC 3339 with milliseconds and `Z`.
+/// Times outside what RFC 3339 can write (refused at ingest) are clamped,
+/// so a stored one can never stop a delivery.
 fn rfc3339(at: Millis) -> String {
-    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(at.max(0) as u64))
-        .to_string()
+    let at = at.clamp(0, crate::store::LATEST_EVENT_TIME) as u64;
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(at)).to_string()
 }
 
 /// Request headers: content type and user agent, the hook's own headers and

@@ -1,7 +1,9 @@
 //! The built-in webhook step: [`signing`], the retry [`policy`], the HTTP
-//! [`sender`], and the [`dispatcher`] that works the delivery queue.
+//! [`sender`], the [`scheduler`]'s per-endpoint slots, and the
+//! [`dispatcher`] that works the delivery queue.
 
 pub mod dispatcher;
 pub mod policy;
+pub mod scheduler;
 pub mod sender;
 pub mod signing;

@@ -104,7 +104,44 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     Some(at.duration_since(SystemTime::now()).unwrap_or_default())
 }
 
+/// The longest delay any retry setting may name: a month.
+const LONGEST_DELAY: Duration = Duration::from_secs(31 * 24 * 3600);
+
 impl RetryPolicy {
+    /// Check the policy's ranges: `jitter` from 0 to 1, and every delay at
+    /// most a month (`disable_after` at most a year). The message names the
+    /// setting.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(0.0..=1.0).contains(&self.jitter) {
+            return Err(format!(
+                "retry jitter must be from 0 to 1 (a fraction of each delay), not {}",
+                self.jitter
+            ));
+        }
+        for (i, delay) in self.schedule.iter().enumerate() {
+            if *delay > LONGEST_DELAY {
+                return Err(format!(
+                    "retry schedule[{i}] of {} is longer than a month",
+                    humantime::format_duration(*delay)
+                ));
+            }
+        }
+        for (name, delay, longest) in [
+            ("max_retry_after", self.max_retry_after, LONGEST_DELAY),
+            ("overload_floor", self.overload_floor, LONGEST_DELAY),
+            ("disable_after", self.disable_after, LONGEST_DELAY * 12),
+        ] {
+            if delay > longest {
+                return Err(format!(
+                    "retry {name} of {} is longer than {}",
+                    humantime::format_duration(delay),
+                    humantime::format_duration(longest)
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The delay before the next attempt after `attempts` attempts have
     /// failed with `verdict`, or `None` when the schedule is used up.
     /// `unit` is a uniform random number in [0, 1) for the jitter.
@@ -118,7 +155,8 @@ impl RetryPolicy {
         };
         let base = *self.schedule.get(attempts.checked_sub(1)? as usize)?;
         let spread = 1.0 + self.jitter * (2.0 * unit - 1.0);
-        let mut delay = base.mul_f64(spread.max(0.0));
+        let mut delay =
+            Duration::try_from_secs_f64(base.as_secs_f64() * spread.max(0.0)).unwrap_or(base);
         if let Some(asked) = retry_after {
             delay = delay.max((*asked).min(self.max_retry_after));
         }

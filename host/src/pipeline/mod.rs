@@ -257,20 +257,27 @@ impl Pipeline {
         &self.plugins
     }
 
-    /// Run `steps` on a stored event before its delivery: the result is the
-    /// payload to send (with added headers) or a cancellation.
+    /// Run `steps` on a stored event before its delivery, within `budget`
+    /// from when its plugins are loaded (a delivery waits for a plugin that
+    /// is still compiling, unlike a sync call): the result is the payload
+    /// to send (with added headers) or a cancellation.
     pub async fn deliver(
         &self,
         steps: &Steps,
         event: &EventInfo,
         payload: String,
-        deadline: Deadline,
+        budget: std::time::Duration,
     ) -> Result<Ran, StepError> {
+        for (step, _) in &steps.steps {
+            // A plugin that cannot be loaded fails its step in the run below.
+            let _ = self.plugins.get(step.engine()).await;
+        }
         let doc = Doc::Text {
             payload,
             headers: Vec::new(),
         };
-        self.run(steps, event, None, doc, deadline).await
+        self.run(steps, event, None, doc, Deadline::after(budget))
+            .await
     }
 
     /// Run `steps` on a sync call's payload: the result is allow (with the

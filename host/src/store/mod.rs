@@ -120,6 +120,22 @@ pub trait Store: Send + Sync + 'static {
     /// pending with its attempt time reached, or in flight under an expired
     /// lease (a crashed worker's). The lease is committed before returning.
     async fn claim(&self, owner: &str, limit: usize, lease: Duration) -> StoreResult<Vec<Claimed>>;
+    /// Take due deliveries for `owner` the way a dispatcher works the
+    /// queue: earliest due first, at most `limit`, and of each hook at most
+    /// its free slots, as `free.slots` gives them (`free.default` for hooks
+    /// not listed), so nothing claimed has to wait for its endpoint. On
+    /// PostgreSQL the database's clock decides what is due and when the
+    /// lease ends.
+    async fn claim_free(
+        &self,
+        owner: &str,
+        limit: usize,
+        lease: Duration,
+        free: &FreeSlots,
+    ) -> StoreResult<Vec<Claimed>>;
+    /// When the next delivery that [`Store::claim_free`] could take with
+    /// `free` falls due (it may be now), or `None` when none is waiting.
+    async fn next_due(&self, free: &FreeSlots) -> StoreResult<Option<Millis>>;
     /// Extend `owner`'s leases on `ids`; returns how many are still held.
     async fn renew(&self, owner: &str, ids: &[String], lease: Duration) -> StoreResult<usize>;
     /// Record an attempt (none when no request was sent, e.g. a step
@@ -170,6 +186,26 @@ pub trait Store: Send + Sync + 'static {
     /// Wait until new work may be due, or at most `max`.
     async fn wait_for_work(&self, max: Duration);
 }
+
+/// How many more deliveries each hook may have in flight: what a claim may
+/// take of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FreeSlots {
+    /// Free slots by hook id.
+    pub slots: std::collections::BTreeMap<String, u32>,
+    /// Free slots of a hook not listed.
+    pub default: u32,
+}
+
+impl FreeSlots {
+    /// The slots as the JSON object the claim statements read.
+    pub(crate) fn to_json(&self) -> String {
+        serde_json::to_string(&self.slots).expect("a map of counts serialises")
+    }
+}
+
+/// How many due candidates a claim ranks for each delivery it may take.
+pub(crate) const CANDIDATES_PER_CLAIM: usize = 4;
 
 /// A shared store handle.
 pub type SharedStore = Arc<dyn Store>;

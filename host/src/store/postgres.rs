@@ -17,7 +17,7 @@ use tokio_postgres::{AsyncMessage, NoTls, Row};
 
 use super::sql::{self, pg, Dialect};
 use super::types::*;
-use super::{Store, StoreError, StoreResult};
+use super::{FreeSlots, Store, StoreError, StoreResult, CANDIDATES_PER_CLAIM};
 
 /// The channel work notifications travel on.
 const CHANNEL: &str = "wasmhooks_work";
@@ -157,6 +157,18 @@ async fn migrate(pool: &Pool) -> StoreResult<()> {
     Ok(())
 }
 
+/// The database's clock, in milliseconds since the epoch: every process
+/// sharing the database judges leases and due times by it.
+async fn database_now(client: &tokio_postgres::Client) -> StoreResult<Millis> {
+    let row = client
+        .query_one(
+            "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+            &[],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
 /// Hold a `LISTEN` connection and wake waiting workers on each notification;
 /// reconnect with a pause when the connection drops.
 async fn listen(config: tokio_postgres::Config, work: Arc<Notify>) {
@@ -172,7 +184,7 @@ async fn listen(config: tokio_postgres::Config, work: Arc<Notify>) {
                         std::future::poll_fn(|cx| connection.poll_message(cx)).await
                     {
                         match message {
-                            Ok(AsyncMessage::Notification(_)) => work.notify_waiters(),
+                            Ok(AsyncMessage::Notification(_)) => work.notify_one(),
                             Ok(_) => {}
                             Err(e) => {
                                 tracing::warn!(error = %e, "work notification connection failed");
@@ -656,7 +668,7 @@ impl Store for PostgresStore {
 
     async fn claim(&self, owner: &str, limit: usize, lease: Duration) -> StoreResult<Vec<Claimed>> {
         let client = self.client().await?;
-        let now = now_ms();
+        let now = database_now(&client).await?;
         let claim = client.prepare_cached(&pg(&sql::claim_due())).await?;
         let rows = client
             .query(&claim, &[&now, &(limit as i64), &owner, &after(now, lease)])
@@ -672,10 +684,69 @@ impl Store for PostgresStore {
             .collect())
     }
 
+    async fn claim_free(
+        &self,
+        owner: &str,
+        limit: usize,
+        lease: Duration,
+        free: &FreeSlots,
+    ) -> StoreResult<Vec<Claimed>> {
+        let client = self.client().await?;
+        let now = database_now(&client).await?;
+        let claim = client
+            .prepare_cached(&pg(&sql::claim_within_free_slots()))
+            .await?;
+        let candidates = limit.saturating_mul(CANDIDATES_PER_CLAIM) as i64;
+        let default = i64::from(free.default);
+        let rows = client
+            .query(
+                &claim,
+                &[
+                    &now,
+                    &(limit as i64),
+                    &free.to_json(),
+                    &default,
+                    &candidates,
+                    &owner,
+                    &after(now, lease),
+                ],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| Claimed {
+                delivery: delivery_from_row(row),
+                event_name: row.get(10),
+                payload: row.get(11),
+                event_created_at: row.get(12),
+            })
+            .collect())
+    }
+
+    async fn next_due(&self, free: &FreeSlots) -> StoreResult<Option<Millis>> {
+        let client = self.client().await?;
+        let next = client
+            .prepare_cached(&pg(&sql::next_due_with_free_slots(Dialect::Postgres)))
+            .await?;
+        let default = i64::from(free.default);
+        let row = client
+            .query_opt(
+                &next,
+                &[
+                    &Millis::MAX,
+                    &Option::<i64>::None,
+                    &free.to_json(),
+                    &default,
+                ],
+            )
+            .await?;
+        Ok(row.map(|r| r.get(2)))
+    }
+
     async fn renew(&self, owner: &str, ids: &[String], lease: Duration) -> StoreResult<usize> {
         let client = self.client().await?;
         let renew = client.prepare_cached(&pg(sql::RENEW_LEASE)).await?;
-        let now = now_ms();
+        let now = database_now(&client).await?;
         let mut held = 0;
         for id in ids {
             held += client

@@ -199,6 +199,92 @@ pub(crate) fn claim_due() -> String {
     )
 }
 
+/// The hooks' free slots, from a JSON object of hook id to count.
+fn free_slots(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => "SELECT key AS hook_id, CAST(value AS INTEGER) AS free FROM json_each(?3)",
+        Dialect::Postgres => {
+            "SELECT key AS hook_id, CAST(value AS BIGINT) AS free FROM jsonb_each_text(CAST(?3 AS jsonb))"
+        }
+    }
+}
+
+/// The due deliveries of hooks with a free slot: [`DUE_DELIVERIES`]'s rule,
+/// less the hooks whose free count (from the `slots` CTE, or `?4` for hooks
+/// not in it) is zero. Selects each one's id, hook, due time and free count.
+const DUE_WITH_FREE_SLOTS: &str = "SELECT d.id, d.hook_id, d.due_at, COALESCE(s.free, ?4) AS free
+     FROM deliveries d JOIN hooks h ON h.id = d.hook_id
+     LEFT JOIN slots s ON s.hook_id = d.hook_id
+     WHERE d.status IN ('pending', 'in_flight') AND d.due_at <= ?1
+       AND COALESCE(s.free, ?4) > 0
+       AND (NOT h.ordered OR NOT EXISTS (
+            SELECT 1 FROM deliveries p
+            WHERE p.hook_id = d.hook_id AND p.status IN ('pending', 'in_flight') AND p.id < d.id))";
+
+/// The CTEs that pick the due deliveries a dispatcher may take now:
+/// earliest due first, and of each hook at most its free slots. Only the
+/// `?5` earliest due candidates are ranked, so a long backlog costs little.
+fn ranked_within_free_slots(dialect: Dialect) -> String {
+    let lock = match dialect {
+        Dialect::Sqlite => "",
+        Dialect::Postgres => " FOR UPDATE OF d SKIP LOCKED",
+    };
+    format!(
+        "WITH slots AS ({free}),
+         candidates AS ({DUE_WITH_FREE_SLOTS} ORDER BY d.due_at LIMIT ?5{lock}),
+         ranked AS (SELECT id, due_at, free,
+                    ROW_NUMBER() OVER (PARTITION BY hook_id ORDER BY due_at, id) AS n
+                    FROM candidates)",
+        free = free_slots(dialect)
+    )
+}
+
+/// The ids (and due times) a dispatcher may take now, at most `?2` (SQLite,
+/// which then leases them one by one on its single writer).
+/// Params: now, limit, free slots (JSON), default free, candidates.
+pub(crate) fn due_within_free_slots() -> String {
+    format!(
+        "{} SELECT id, due_at FROM ranked WHERE n <= free ORDER BY due_at, id LIMIT ?2",
+        ranked_within_free_slots(Dialect::Sqlite)
+    )
+}
+
+/// Claim what a dispatcher may take now in one statement (PostgreSQL).
+/// Params: now, limit, free slots, default free, candidates, owner, lease end.
+pub(crate) fn claim_within_free_slots() -> String {
+    format!(
+        "{ranked},
+         chosen AS (SELECT id, due_at AS was_due FROM ranked WHERE n <= free
+                    ORDER BY due_at, id LIMIT ?2),
+         d AS (UPDATE deliveries
+               SET status = 'in_flight', lease_owner = ?6, due_at = ?7, updated_at = ?1
+               FROM chosen WHERE deliveries.id = chosen.id
+               RETURNING deliveries.*, chosen.was_due)
+         SELECT {DELIVERY_COLUMNS}, e.name, e.payload, e.created_at
+         FROM d JOIN events e ON e.id = d.event_id ORDER BY d.was_due, d.id",
+        ranked = ranked_within_free_slots(Dialect::Postgres)
+    )
+}
+
+/// The next delivery of a hook with a free slot to fall due (its due time
+/// is the third column).
+/// Params: a time far ahead (as "now"), free slots, default free; `?2` is
+/// unused and sent as NULL so the numbering matches the claim's.
+pub(crate) fn next_due_with_free_slots(dialect: Dialect) -> String {
+    format!(
+        "WITH slots AS ({free}) {DUE_WITH_FREE_SLOTS}
+           AND CAST(?2 AS BIGINT) IS NULL ORDER BY d.due_at LIMIT 1",
+        free = free_slots(dialect)
+    )
+}
+
+/// Every lease of a SQLite file's earlier process, released at start: one
+/// process works a file, so whatever was in flight died with the last one.
+/// Params: now.
+pub(crate) const RELEASE_ALL_LEASES: &str =
+    "UPDATE deliveries SET status = 'pending', lease_owner = NULL, due_at = ?1, updated_at = ?1
+     WHERE status = 'in_flight'";
+
 /// Params: id, owner, lease end, now.
 pub(crate) const TAKE_LEASE: &str =
     "UPDATE deliveries SET status = 'in_flight', lease_owner = ?2, due_at = ?3, updated_at = ?4 WHERE id = ?1";

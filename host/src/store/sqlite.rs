@@ -19,7 +19,7 @@ use tokio::sync::{oneshot, Notify};
 
 use super::sql::{self, Dialect};
 use super::types::*;
-use super::{Store, StoreError, StoreResult};
+use super::{FreeSlots, Store, StoreError, StoreResult, CANDIDATES_PER_CLAIM};
 
 /// Most write requests one transaction takes.
 const MAX_BATCH: usize = 1024;
@@ -93,6 +93,32 @@ where
     }
 }
 
+/// Lease `ids` to `owner` until `lease` after `now`, and read them back with
+/// their events.
+fn take_leases(
+    conn: &Connection,
+    ids: Vec<String>,
+    owner: &str,
+    now: Millis,
+    lease: Duration,
+) -> StoreResult<Vec<Claimed>> {
+    let mut take = conn.prepare_cached(sql::TAKE_LEASE)?;
+    let mut fetch = conn.prepare_cached(&sql::select_claimed())?;
+    let mut claimed = Vec::with_capacity(ids.len());
+    for id in ids {
+        take.execute(params![id, owner, after(now, lease), now])?;
+        claimed.push(fetch.query_row([&id], |r| {
+            Ok(Claimed {
+                delivery: delivery_from_row(r)?,
+                event_name: r.get(10)?,
+                payload: r.get(11)?,
+                event_created_at: r.get(12)?,
+            })
+        })?);
+    }
+    Ok(claimed)
+}
+
 /// The SQLite store.
 pub struct SqliteStore {
     writer: Mutex<mpsc::Sender<Box<dyn Job>>>,
@@ -124,6 +150,15 @@ impl SqliteStore {
         }
         let conn = connect(path)?;
         migrate(&conn)?;
+        // One process works a file: what an earlier one had in flight is
+        // due again at once, not when its leases would have run out.
+        let released = conn.execute(sql::RELEASE_ALL_LEASES, params![now_ms()])?;
+        if released > 0 {
+            tracing::info!(
+                released,
+                "deliveries in flight when the last process stopped are due again"
+            );
+        }
         let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
         std::thread::Builder::new()
             .name("wasmhooks-sqlite-writer".into())
@@ -588,7 +623,7 @@ impl Store for SqliteStore {
             .iter()
             .any(|r| r.as_ref().is_ok_and(|i| !i.deliveries.is_empty()))
         {
-            self.work.notify_waiters();
+            self.work.notify_one();
         }
         Ok(results)
     }
@@ -620,7 +655,7 @@ impl Store for SqliteStore {
                 Ok(DeliveryRef { id, hook_id })
             })
             .await?;
-        self.work.notify_waiters();
+        self.work.notify_one();
         Ok(delivery)
     }
 
@@ -632,21 +667,45 @@ impl Store for SqliteStore {
                 .prepare_cached(sql::DUE_DELIVERIES)?
                 .query_map(params![now, limit as i64], |r| r.get(0))?
                 .collect::<Result<_, _>>()?;
-            let mut take = conn.prepare_cached(sql::TAKE_LEASE)?;
-            let mut fetch = conn.prepare_cached(&sql::select_claimed())?;
-            let mut claimed = Vec::with_capacity(ids.len());
-            for id in ids {
-                take.execute(params![id, owner, after(now, lease), now])?;
-                claimed.push(fetch.query_row([&id], |r| {
-                    Ok(Claimed {
-                        delivery: delivery_from_row(r)?,
-                        event_name: r.get(10)?,
-                        payload: r.get(11)?,
-                        event_created_at: r.get(12)?,
-                    })
-                })?);
-            }
-            Ok(claimed)
+            take_leases(conn, ids, &owner, now, lease)
+        })
+        .await
+    }
+
+    async fn claim_free(
+        &self,
+        owner: &str,
+        limit: usize,
+        lease: Duration,
+        free: &FreeSlots,
+    ) -> StoreResult<Vec<Claimed>> {
+        let owner = owner.to_string();
+        let (slots, default) = (free.to_json(), free.default);
+        self.write(move |conn| {
+            let now = now_ms();
+            let candidates = limit.saturating_mul(CANDIDATES_PER_CLAIM);
+            let ids: Vec<String> = conn
+                .prepare_cached(&sql::due_within_free_slots())?
+                .query_map(
+                    params![now, limit as i64, slots, default, candidates as i64],
+                    |r| r.get(0),
+                )?
+                .collect::<Result<_, _>>()?;
+            take_leases(conn, ids, &owner, now, lease)
+        })
+        .await
+    }
+
+    async fn next_due(&self, free: &FreeSlots) -> StoreResult<Option<Millis>> {
+        let (slots, default) = (free.to_json(), free.default);
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(&sql::next_due_with_free_slots(Dialect::Sqlite))?
+                .query_row(
+                    params![Millis::MAX, Option::<i64>::None, slots, default],
+                    |r| r.get(2),
+                )
+                .optional()?)
         })
         .await
     }
@@ -724,7 +783,7 @@ impl Store for SqliteStore {
         })
         .await?;
         if retry {
-            self.work.notify_waiters();
+            self.work.notify_one();
         }
         Ok(())
     }
@@ -747,7 +806,7 @@ impl Store for SqliteStore {
             }
         })
         .await?;
-        self.work.notify_waiters();
+        self.work.notify_one();
         Ok(())
     }
 

@@ -395,6 +395,10 @@ pub struct QueueDepth {
 }
 
 /// Check an event against the store's rules before anything is written.
+/// 9999-12-31T23:59:59.999Z, in milliseconds: the latest time RFC 3339
+/// can write with four digits of year.
+pub const LATEST_EVENT_TIME: Millis = 253_402_300_799_999;
+
 pub(crate) fn validate_event(event: &NewEvent, limits: &StoreLimits) -> Result<(), StoreError> {
     if event.name.is_empty() || event.name.len() > 128 {
         return Err(StoreError::Invalid(
@@ -403,6 +407,12 @@ pub(crate) fn validate_event(event: &NewEvent, limits: &StoreLimits) -> Result<(
     }
     if let Some(id) = &event.id {
         validate_id("event id", id)?;
+    }
+    if !(0..=LATEST_EVENT_TIME).contains(&event.created_at) {
+        return Err(StoreError::Invalid(format!(
+            "createdAt {} is out of range: it must be from 1970-01-01 to 9999-12-31",
+            event.created_at
+        )));
     }
     if event.payload.len() > limits.max_payload_bytes {
         return Err(StoreError::Invalid(format!(
