@@ -37,7 +37,17 @@ async fn harness_with(private_networks: &[&str]) -> Harness {
 
 async fn harness_settings(private_networks: &[&str], settings: DispatchSettings) -> Harness {
     let (dir, path) = sqlite_path();
-    let store = wasmhooks::store::open(path.to_str().unwrap(), StoreLimits::default())
+    harness_on(path.to_str().unwrap(), dir, private_networks, settings).await
+}
+
+/// A dispatcher over the database `url`.
+async fn harness_on(
+    url: &str,
+    dir: tempfile::TempDir,
+    private_networks: &[&str],
+    settings: DispatchSettings,
+) -> Harness {
+    let store = wasmhooks::store::open(url, StoreLimits::default())
         .await
         .unwrap();
     let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
@@ -1021,4 +1031,60 @@ async fn an_ordered_hook_sends_the_next_event_as_soon_as_the_last_is_done() {
     );
     assert_eq!(*received.lock().unwrap(), (0..200).collect::<Vec<_>>());
     shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_workers_deliveries_are_taken_over_when_its_lease_ends() {
+    let Some(db) = wasmhooks_testkit::db::PostgresDb::create("takeover").await else {
+        eprintln!("skipped: set WASMHOOKS_TEST_POSTGRES_URL to run the PostgreSQL test");
+        return;
+    };
+    let script = Script::new(vec![ok()]);
+    let receiver = script.start().await;
+    let lease = Duration::from_secs(3);
+    let settings = |owner: &str| DispatchSettings {
+        owner: owner.into(),
+        lease,
+        ..DispatchSettings::default()
+    };
+    let dead = harness_on(
+        &db.url,
+        tempfile::tempdir().unwrap(),
+        &["127.0.0.0/8"],
+        settings("worker-dead"),
+    )
+    .await;
+    dead.hook(
+        "h",
+        json!({"events": ["PostSignIn"], "webhook": {"url": receiver.url("/r")}}),
+    )
+    .await;
+    for _ in 0..20 {
+        dead.emit("PostSignIn", interaction()).await;
+    }
+    // The first worker claims everything, then dies before sending any.
+    let claimed = dead.store.claim("worker-dead", 100, lease).await.unwrap();
+    assert_eq!(claimed.len(), 20);
+    let started = std::time::Instant::now();
+    let alive = harness_on(
+        &db.url,
+        tempfile::tempdir().unwrap(),
+        &["127.0.0.0/8"],
+        settings("worker-alive"),
+    )
+    .await;
+    let (store, shutdown, _dir) = run(alive);
+    let seen = script.wait_for(20, lease + Duration::from_secs(10)).await;
+    assert_eq!(
+        seen.len(),
+        20,
+        "all taken over within the lease and ten seconds"
+    );
+    assert!(
+        started.elapsed() >= lease - Duration::from_millis(500),
+        "not before the lease ended"
+    );
+    shutdown.cancel();
+    drop((store, dead));
+    db.drop_database().await;
 }

@@ -5,6 +5,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
@@ -988,4 +989,60 @@ async fn a_snippet_answers_a_sync_trigger_over_http() {
         allowed["patch"],
         json!([{"op": "add", "path": "/claims", "value": {"roles": ["admin"]}}])
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_in_flight_at_a_kill_are_sent_again_at_once_after_restart() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let answering = Arc::new(AtomicBool::new(false));
+    let requests = Arc::new(AtomicUsize::new(0));
+    let router = {
+        let (answering, requests) = (answering.clone(), requests.clone());
+        axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move || {
+                let (answering, requests) = (answering.clone(), requests.clone());
+                async move {
+                    requests.fetch_add(1, Ordering::SeqCst);
+                    // Before the kill the receiver hangs: the attempts stay in flight.
+                    while !answering.load(Ordering::SeqCst) {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                    "ok"
+                }
+            }),
+        )
+    };
+    let receiver = wasmhooks_testkit::Receiver::start(router).await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), LOOPBACK);
+    server
+        .post(
+            "/v1/hooks",
+            json!({"id": "h", "events": ["PostSignIn"],
+                   "webhook": {"url": receiver.url("/hook"), "timeout": "60s"}}),
+        )
+        .await;
+    let mut deliveries = Vec::new();
+    for _ in 0..3 {
+        deliveries.push(server.emit_sign_in().await);
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while requests.load(Ordering::SeqCst) < 3 {
+        assert!(Instant::now() < deadline, "the three attempts started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(server); // kill -9
+    answering.store(true, Ordering::SeqCst);
+
+    // Within the 20 s `wait_until` allows, well under the 30 s lease the
+    // dead process held them by.
+    let server = Server::start(dir.path(), LOOPBACK);
+    for id in &deliveries {
+        server
+            .wait_until(&format!("/v1/deliveries/{id}"), |d| {
+                d["delivery"]["status"] == "succeeded"
+            })
+            .await;
+    }
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde_json::json;
 use wasmhooks::store::{
-    now_ms, DeliveryQuery, DeliveryStatus, HookRecord, NewAttempt, NewEvent, Next, PluginRecord,
-    SharedStore, StoreError, StoreLimits,
+    now_ms, DeliveryQuery, DeliveryStatus, FreeSlots, HookRecord, NewAttempt, NewEvent, Next,
+    PluginRecord, SharedStore, StoreError, StoreLimits,
 };
 use wasmhooks_testkit::db::{sqlite_path, PostgresDb};
 
@@ -693,6 +693,92 @@ async fn idle_workers_wake_when_work_arrives(store: SharedStore) {
     );
 }
 
+async fn claims_take_only_each_hooks_free_slots(store: SharedStore) {
+    setup(
+        &store,
+        &[
+            hook("hook_busy", &["PostSignIn"]),
+            hook("hook_free", &["PostSignIn"]),
+            hook("hook_new", &["PostSignIn"]),
+        ],
+    )
+    .await;
+    for _ in 0..5 {
+        ingest_one(&store, event(None, "PostSignIn")).await;
+    }
+    let lease = Duration::from_secs(30);
+    let free = FreeSlots {
+        slots: [("hook_busy".to_string(), 0), ("hook_free".to_string(), 2)].into(),
+        default: 1,
+    };
+    assert!(
+        store.next_due(&free).await.unwrap().unwrap() <= now_ms(),
+        "work is due now"
+    );
+    let claimed = store.claim_free("worker", 100, lease, &free).await.unwrap();
+    let mut per_hook: Vec<&str> = claimed
+        .iter()
+        .map(|c| c.delivery.hook_id.as_str())
+        .collect();
+    per_hook.sort();
+    assert_eq!(
+        per_hook,
+        ["hook_free", "hook_free", "hook_new"],
+        "two for the free hook, one for the unknown one, none for the busy one"
+    );
+    assert!(claimed
+        .iter()
+        .all(|c| c.delivery.status == DeliveryStatus::InFlight));
+
+    let none = FreeSlots {
+        slots: [
+            ("hook_busy".to_string(), 0),
+            ("hook_free".to_string(), 0),
+            ("hook_new".to_string(), 0),
+        ]
+        .into(),
+        default: 0,
+    };
+    assert!(store
+        .claim_free("worker", 100, lease, &none)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.next_due(&none).await.unwrap(),
+        None,
+        "nothing it may take"
+    );
+    // What was claimed is due again only when its lease ends.
+    let all = FreeSlots {
+        slots: Default::default(),
+        default: 100,
+    };
+    let rest = store.claim_free("worker", 100, lease, &all).await.unwrap();
+    assert_eq!(rest.len(), 12, "the other twelve");
+    let next = store.next_due(&all).await.unwrap().unwrap();
+    assert!(next > now_ms() + 20_000, "the leases' end: {next}");
+}
+
+async fn times_outside_rfc3339_are_refused(store: SharedStore) {
+    setup(&store, &[hook("hook_1", &["PostSignIn"])]).await;
+    for created_at in [-1, 253_402_300_800_000] {
+        let mut e = event(None, "PostSignIn");
+        e.created_at = created_at;
+        let refused = store.ingest(vec![e]).await;
+        let refused = match refused {
+            Err(e) => e,
+            Ok(mut results) => results.pop().unwrap().unwrap_err(),
+        };
+        assert!(
+            matches!(&refused, StoreError::Invalid(m) if m.contains("createdAt")),
+            "{refused}"
+        );
+    }
+    let ok = event(None, "PostSignIn");
+    ingest_one(&store, ok).await;
+}
+
 macro_rules! conformance {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -736,6 +822,8 @@ conformance!(
     deliveries_are_listed_by_filter_and_page,
     retention_prunes_only_old_finished_events,
     idle_workers_wake_when_work_arrives,
+    claims_take_only_each_hooks_free_slots,
+    times_outside_rfc3339_are_refused,
 );
 
 #[test]

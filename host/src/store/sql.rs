@@ -204,7 +204,7 @@ fn free_slots(dialect: Dialect) -> &'static str {
     match dialect {
         Dialect::Sqlite => "SELECT key AS hook_id, CAST(value AS INTEGER) AS free FROM json_each(?3)",
         Dialect::Postgres => {
-            "SELECT key AS hook_id, CAST(value AS BIGINT) AS free FROM jsonb_each_text(CAST(?3 AS jsonb))"
+            "SELECT key AS hook_id, CAST(value AS BIGINT) AS free FROM jsonb_each_text(CAST(CAST(?3 AS TEXT) AS jsonb))"
         }
     }
 }
