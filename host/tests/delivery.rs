@@ -1088,3 +1088,77 @@ async fn a_dead_workers_deliveries_are_taken_over_when_its_lease_ends() {
     drop((store, dead));
     db.drop_database().await;
 }
+
+#[tokio::test]
+async fn a_delivery_the_host_keeps_failing_ends_dead_without_blocking_others() {
+    let script = Script::new(vec![ok()]);
+    let receiver = script.start().await;
+    let h = harness().await;
+    let garbage = b"\0asm not really".to_vec();
+    h.store
+        .put_plugin(&PluginRecord {
+            name: "unloadable".into(),
+            hash: content_hash(&garbage),
+            size: garbage.len() as u64,
+            bytes: garbage,
+            created_at: now_ms(),
+        })
+        .await
+        .unwrap();
+    h.hook(
+        "poisoned",
+        json!({"events": ["PostSignIn"], "steps": [{"plugin": "unloadable"}],
+               "webhook": {"url": receiver.url("/poisoned"), "ordered": true}}),
+    )
+    .await;
+    h.hook(
+        "healthy",
+        json!({"events": ["PostSignIn"], "webhook": {"url": receiver.url("/healthy")}}),
+    )
+    .await;
+    let ids = h.emit("PostSignIn", interaction()).await;
+    let mut poisoned = None;
+    for id in &ids {
+        if h.delivery(id).await.0.hook_id == "poisoned" {
+            poisoned = Some(id.clone());
+        }
+    }
+    let poisoned = poisoned.unwrap();
+    for round in 1..=wasmhooks::delivery::dispatcher::MAX_HOST_FAILURES {
+        h.dispatcher.process_due().await.unwrap();
+        let (delivery, attempts) = h.delivery(&poisoned).await;
+        assert!(attempts.is_empty(), "no request was ever sent");
+        assert_eq!(delivery.attempts, 0);
+        if round < wasmhooks::delivery::dispatcher::MAX_HOST_FAILURES {
+            assert_eq!(delivery.status, DeliveryStatus::Pending, "round {round}");
+            // Make the deferred try due now rather than wait for it.
+            h.store.retry_now(&poisoned).await.unwrap();
+        } else {
+            assert_eq!(delivery.status, DeliveryStatus::Dead, "round {round}");
+            let reason = delivery.last_error.unwrap();
+            assert!(reason.contains("plugin `unloadable`"), "{reason}");
+            assert!(reason.contains("10 times in a row"), "{reason}");
+        }
+    }
+    let healthy: Vec<_> = script
+        .seen()
+        .into_iter()
+        .filter(|s| s.path == "/healthy")
+        .collect();
+    assert_eq!(
+        healthy.len(),
+        1,
+        "the other hook's delivery went out at once"
+    );
+
+    // A later event of the ordered hook is not held behind the dead one.
+    let later = h.emit("PostSignIn", interaction()).await;
+    h.dispatcher.process_due().await.unwrap();
+    for id in later {
+        let (delivery, _) = h.delivery(&id).await;
+        if delivery.hook_id == "poisoned" {
+            let tried = delivery.last_error.unwrap_or_default();
+            assert!(tried.starts_with("host: "), "claimed and tried: {tried}");
+        }
+    }
+}

@@ -102,8 +102,33 @@ pub enum DispatchError {
     Store(#[from] StoreError),
 }
 
-/// How long a delivery waits after the host could not run its steps.
+/// How long a delivery waits after the host first could not attempt it;
+/// the wait doubles with each failure in a row, up to [`HOST_RETRY_MAX`].
 const HOST_RETRY: Duration = Duration::from_secs(5);
+
+/// The longest wait after host failures.
+const HOST_RETRY_MAX: Duration = Duration::from_secs(300);
+
+/// Host failures in a row after which a delivery ends as dead (about 25
+/// minutes of them with the waits above).
+pub const MAX_HOST_FAILURES: u32 = 10;
+
+/// What follows the host's failure to attempt a delivery that had already
+/// failed so `before` times in a row: a later try, or the end as dead.
+fn host_failed(before: u32, reason: String) -> Next {
+    if before + 1 >= MAX_HOST_FAILURES {
+        return Next::Dead {
+            reason: format!("{reason} (the host failed {MAX_HOST_FAILURES} times in a row)"),
+        };
+    }
+    let wait = HOST_RETRY
+        .saturating_mul(1 << before.min(16))
+        .min(HOST_RETRY_MAX);
+    Next::Deferred {
+        at: after(now_ms(), wait),
+        reason,
+    }
+}
 
 /// How soon to look again at work that is due but held by another worker.
 const BUSY_RETRY: Duration = Duration::from_millis(10);
@@ -235,6 +260,7 @@ impl Dispatcher {
     /// failure rather than ending the worker or losing the delivery.
     async fn attempt(&self, delivery: Claimed) {
         let id = delivery.delivery.id.clone();
+        let host_failures = delivery.host_failures;
         match AssertUnwindSafe(self.deliver(delivery))
             .catch_unwind()
             .await
@@ -250,10 +276,10 @@ impl Dispatcher {
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "unknown panic".into());
                 tracing::error!(delivery = %id, %message, "a delivery attempt panicked");
-                let next = Next::Deferred {
-                    at: after(now_ms(), HOST_RETRY),
-                    reason: format!("host: the attempt panicked: {message}"),
-                };
+                let next = host_failed(
+                    host_failures,
+                    format!("host: the attempt panicked: {message}"),
+                );
                 if let Err(e) = self.finish(&id, None, next).await {
                     tracing::error!(delivery = %id, error = %e, "delivery could not be recorded");
                 }
@@ -376,10 +402,7 @@ impl Dispatcher {
             Err(e) if e.blame == Blame::Host => {
                 tracing::warn!(delivery = %id, step = %e.step, kind = e.kind, error = %e.message,
                     "the host could not run the steps; deferred without counting an attempt");
-                let next = Next::Deferred {
-                    at: after(now_ms(), HOST_RETRY),
-                    reason: format!("host: {e}"),
-                };
+                let next = host_failed(claimed.host_failures, format!("host: {e}"));
                 return self.finish(id, None, next).await;
             }
             Err(e) => {
@@ -462,6 +485,7 @@ impl Dispatcher {
             event_name: event_name.to_string(),
             payload: payload.to_string(),
             event_created_at: now,
+            host_failures: 0,
         };
         let (body, extra) = match self.prepare(&hook, &claimed).await {
             Ok(Ran::Deliver { payload, headers }) => (Bytes::from(payload), headers),
@@ -498,6 +522,7 @@ impl Dispatcher {
             Next::GiveUp => "failed",
             Next::Cancelled { .. } => "cancelled",
             Next::Deferred { .. } => "deferred",
+            Next::Dead { .. } => "dead",
         });
         self.store
             .finish_attempt(&self.settings.owner, delivery_id, attempt, next)

@@ -680,6 +680,7 @@ impl Store for PostgresStore {
                 event_name: row.get(10),
                 payload: row.get(11),
                 event_created_at: row.get(12),
+                host_failures: row.get::<_, i64>(13) as u32,
             })
             .collect())
     }
@@ -719,6 +720,7 @@ impl Store for PostgresStore {
                 event_name: row.get(10),
                 payload: row.get(11),
                 event_created_at: row.get(12),
+                host_failures: row.get::<_, i64>(13) as u32,
             })
             .collect())
     }

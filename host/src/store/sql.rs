@@ -12,7 +12,7 @@ pub(crate) enum Dialect {
 }
 
 /// The schema, one entry per version; each runs once, in order.
-pub(crate) fn migrations(dialect: Dialect) -> [String; 4] {
+pub(crate) fn migrations(dialect: Dialect) -> [String; 5] {
     let (int, blob, serial) = match dialect {
         Dialect::Sqlite => ("INTEGER", "BLOB", "INTEGER PRIMARY KEY AUTOINCREMENT"),
         Dialect::Postgres => (
@@ -94,7 +94,8 @@ pub(crate) fn migrations(dialect: Dialect) -> [String; 4] {
         CREATE INDEX deliveries_hook_open ON deliveries (hook_id, id) WHERE status IN ('pending', 'in_flight');"
     ),
     format!("ALTER TABLE hooks ADD COLUMN failing_since {int};"),
-    format!("CREATE TABLE event_types (name TEXT PRIMARY KEY, created_at {int} NOT NULL);")]
+    format!("CREATE TABLE event_types (name TEXT PRIMARY KEY, created_at {int} NOT NULL);"),
+    format!("ALTER TABLE deliveries ADD COLUMN host_failures {int} NOT NULL DEFAULT 0;")]
 }
 
 /// Rewrite `?N` placeholders as `$N` for PostgreSQL.
@@ -194,7 +195,7 @@ pub(crate) fn claim_due() -> String {
                SET status = 'in_flight', lease_owner = ?3, due_at = ?4, updated_at = ?1
                FROM due WHERE deliveries.id = due.id
                RETURNING deliveries.*, due.was_due)
-         SELECT {DELIVERY_COLUMNS}, e.name, e.payload, e.created_at
+         SELECT {DELIVERY_COLUMNS}, e.name, e.payload, e.created_at, d.host_failures
          FROM d JOIN events e ON e.id = d.event_id ORDER BY d.was_due, d.id"
     )
 }
@@ -260,7 +261,7 @@ pub(crate) fn claim_within_free_slots() -> String {
                SET status = 'in_flight', lease_owner = ?6, due_at = ?7, updated_at = ?1
                FROM chosen WHERE deliveries.id = chosen.id
                RETURNING deliveries.*, chosen.was_due)
-         SELECT {DELIVERY_COLUMNS}, e.name, e.payload, e.created_at
+         SELECT {DELIVERY_COLUMNS}, e.name, e.payload, e.created_at, d.host_failures
          FROM d JOIN events e ON e.id = d.event_id ORDER BY d.was_due, d.id",
         ranked = ranked_within_free_slots(Dialect::Postgres)
     )
@@ -294,7 +295,7 @@ const DELIVERY_COLUMNS: &str =
 
 pub(crate) fn select_claimed() -> String {
     format!(
-        "SELECT {DELIVERY_COLUMNS}, e.name, e.payload, e.created_at
+        "SELECT {DELIVERY_COLUMNS}, e.name, e.payload, e.created_at, d.host_failures
          FROM deliveries d JOIN events e ON e.id = d.event_id WHERE d.id = ?1"
     )
 }
@@ -322,10 +323,12 @@ pub(crate) const RENEW_LEASE: &str = "UPDATE deliveries SET due_at = ?3, updated
      WHERE id = ?1 AND lease_owner = ?2 AND status = 'in_flight'";
 
 /// Params: id, owner, status, due at, last error, now, finished at, attempts
-/// counted (1, or 0 when the host could not make the attempt).
+/// counted (1, or 0 when the host could not make the attempt, which counts
+/// a host failure instead).
 pub(crate) const FINISH_ATTEMPT: &str = "UPDATE deliveries
      SET status = ?3, due_at = ?4, last_error = ?5, updated_at = ?6, finished_at = ?7,
-         attempts = attempts + ?8, lease_owner = NULL
+         attempts = attempts + ?8, lease_owner = NULL,
+         host_failures = CASE WHEN ?8 = 0 THEN host_failures + 1 ELSE 0 END
      WHERE id = ?1 AND lease_owner = ?2 AND status = 'in_flight'";
 
 /// Params: delivery id, then the attempt's fields; its number is the
@@ -424,13 +427,14 @@ pub(crate) fn after_attempt(
             Some(reason.clone()),
             None,
         ),
+        Next::Dead { reason } => (DeliveryStatus::Dead, None, Some(reason.clone()), Some(now)),
     };
     AfterAttempt {
         status,
         due_at,
         error,
         finished_at,
-        counted: i64::from(!matches!(next, Next::Deferred { .. })),
+        counted: i64::from(!matches!(next, Next::Deferred { .. } | Next::Dead { .. })),
     }
 }
 

@@ -113,6 +113,7 @@ fn take_leases(
                 event_name: r.get(10)?,
                 payload: r.get(11)?,
                 event_created_at: r.get(12)?,
+                host_failures: r.get(13)?,
             })
         })?);
     }

@@ -176,6 +176,10 @@ pub enum DeliveryStatus {
     Failed,
     /// Dropped by a pipeline step, with a reason.
     Cancelled,
+    /// Ended because the host kept failing to attempt it (a plugin it
+    /// cannot load, an attempt that panics): `last_error` says why. An
+    /// operator can retry it once the cause is fixed.
+    Dead,
 }
 
 impl DeliveryStatus {
@@ -187,6 +191,7 @@ impl DeliveryStatus {
             DeliveryStatus::Succeeded => "succeeded",
             DeliveryStatus::Failed => "failed",
             DeliveryStatus::Cancelled => "cancelled",
+            DeliveryStatus::Dead => "dead",
         }
     }
 
@@ -198,6 +203,7 @@ impl DeliveryStatus {
             "succeeded" => DeliveryStatus::Succeeded,
             "failed" => DeliveryStatus::Failed,
             "cancelled" => DeliveryStatus::Cancelled,
+            "dead" => DeliveryStatus::Dead,
             other => {
                 return Err(StoreError::Invalid(format!(
                     "unknown delivery status `{other}`"
@@ -243,6 +249,8 @@ pub struct Claimed {
     pub payload: String,
     /// When the event happened.
     pub event_created_at: Millis,
+    /// Times in a row the host could not attempt it (see [`Next::Deferred`]).
+    pub host_failures: u32,
 }
 
 /// One attempt to send a delivery, as the sender saw it.
@@ -317,6 +325,11 @@ pub enum Next {
         /// When.
         at: Millis,
         /// What the host could not do.
+        reason: String,
+    },
+    /// The host failed too often to attempt it: end it as dead.
+    Dead {
+        /// The last thing the host could not do.
         reason: String,
     },
 }
