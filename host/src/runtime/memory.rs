@@ -11,6 +11,9 @@ use std::sync::Arc;
 
 use wasmtime::ResourceLimiter;
 
+/// A call holding at most this much may use the budget's last sixteenth.
+const SMALL_CALL: usize = 8 << 20;
+
 /// Linear memory all calls together may hold, in bytes.
 #[derive(Debug)]
 pub(crate) struct MemoryBudget {
@@ -26,11 +29,19 @@ impl MemoryBudget {
         })
     }
 
-    /// Take `bytes` from the budget, or nothing if they are not all there.
-    fn reserve(&self, bytes: usize) -> bool {
+    /// Take `bytes` from the budget for a call that will then hold
+    /// `call_total`, or nothing if they are not all there. The last
+    /// sixteenth of the budget is kept for small calls, so that calls that
+    /// grow large cannot starve ordinary hooks of their first pages.
+    fn reserve(&self, bytes: usize, call_total: usize) -> bool {
+        let limit = if call_total <= SMALL_CALL {
+            self.total
+        } else {
+            self.total - self.total / 16
+        };
         self.used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                used.checked_add(bytes).filter(|&after| after <= self.total)
+                used.checked_add(bytes).filter(|&after| after <= limit)
             })
             .is_ok()
     }
@@ -104,7 +115,7 @@ impl ResourceLimiter for MemoryCap {
             return Ok(false);
         }
         let more = desired.saturating_sub(current);
-        if !self.budget.reserve(more) {
+        if !self.budget.reserve(more, self.reserved + more) {
             self.hit = Some(MemoryHit::Budget);
             return Ok(false);
         }
@@ -146,5 +157,20 @@ mod tests {
         let mut c = MemoryCap::new(80, budget.clone());
         assert!(c.memory_growing(0, 60, None).unwrap());
         assert_eq!(budget.used(), 60);
+    }
+
+    #[test]
+    fn the_last_sixteenth_is_kept_for_small_calls() {
+        let total = 160 << 20;
+        let budget = MemoryBudget::new(total);
+        let mut big = MemoryCap::new(total, budget.clone());
+        assert!(big.memory_growing(0, 150 << 20, None).unwrap());
+        assert!(!big.memory_growing(150 << 20, 151 << 20, None).unwrap());
+        assert_eq!(big.hit, Some(MemoryHit::Budget));
+        let mut small = MemoryCap::new(total, budget.clone());
+        assert!(
+            small.memory_growing(0, 2 << 20, None).unwrap(),
+            "a small call still starts"
+        );
     }
 }

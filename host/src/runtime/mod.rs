@@ -38,6 +38,7 @@ mod logs;
 mod memory;
 mod outbound;
 mod outcome;
+mod schedule;
 mod state;
 
 use std::path::PathBuf;
@@ -47,10 +48,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap,
-    UpdateDeadline,
-};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
 
 pub use self::cache::{content_hash, Origin};
 pub use self::contract::HANDLER;
@@ -63,6 +61,7 @@ use self::bindings::{Hook, HookPre};
 use self::logs::LogSink;
 use self::memory::{MemoryBudget, MemoryCap, MemoryHit};
 use self::outbound::Outbound;
+use self::schedule::Ticks;
 use self::state::HostState;
 
 /// How often the epoch ticker advances. A running guest yields its thread
@@ -199,6 +198,8 @@ struct RuntimeInner {
     slots: Arc<Semaphore>,
     /// Guest memory shared by all calls.
     memory: Arc<MemoryBudget>,
+    /// The turns long-running guests take on the CPU.
+    long_runners: Arc<Semaphore>,
     tls: Arc<rustls::ClientConfig>,
 }
 
@@ -259,6 +260,7 @@ impl Runtime {
             inner: Arc::new(RuntimeInner {
                 slots: Arc::new(Semaphore::new(config.max_instances as usize)),
                 memory: MemoryBudget::new(config.limits.total_memory_bytes),
+                long_runners: schedule::long_runner_permits(),
                 engine,
                 linker,
                 config,
@@ -284,8 +286,9 @@ impl Runtime {
     }
 
     /// A store for one call: the call's grants, log sink, memory cap and
-    /// deadline. The guest yields to the async runtime at every epoch tick
-    /// and is interrupted at the first tick past its deadline.
+    /// deadline. At every epoch tick the guest yields to the async runtime
+    /// (a long runner waits for its turn on the CPU) and is interrupted at
+    /// the first tick past its deadline.
     fn new_store(
         &self,
         grants: &Arc<Grants>,
@@ -302,24 +305,11 @@ impl Runtime {
             deadline,
         };
         let memory = MemoryCap::new(limits.memory_bytes, runtime.memory.clone());
-        let state = HostState::new(
-            grants.clone(),
-            logs.clone(),
-            outbound,
-            memory,
-            deadline.into_std(),
-        );
+        let ticks = Ticks::new(deadline.into_std(), runtime.long_runners.clone());
+        let state = HostState::new(grants.clone(), logs.clone(), outbound, memory, ticks);
         let mut store = Store::new(&runtime.engine, state);
         store.limiter(|s| &mut s.memory);
-        store.epoch_deadline_callback(|store| {
-            if std::time::Instant::now() >= store.data().deadline {
-                return Ok(UpdateDeadline::Interrupt);
-            }
-            Ok(UpdateDeadline::YieldCustom(
-                1,
-                Box::pin(tokio::task::yield_now()),
-            ))
-        });
+        store.epoch_deadline_callback(|mut store| Ok(store.data_mut().ticks.on_tick()));
         store.set_epoch_deadline(1);
         store
     }
@@ -573,7 +563,10 @@ impl ReusedInstance {
         check_input(event, &limits)?;
         let deadline = Deadline::after(limits.timeout);
         self.store.data_mut().outbound.deadline = deadline.at();
-        self.store.data_mut().deadline = deadline.at().into_std();
+        self.store
+            .data_mut()
+            .ticks
+            .restart(deadline.at().into_std());
         match tokio::time::timeout_at(
             deadline.at(),
             invoke(&mut self.store, &self.hook, event, deadline, &limits),

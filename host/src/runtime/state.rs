@@ -1,5 +1,5 @@
 //! The per-call store data: WASI with nothing ambient, the policed HTTP hooks,
-//! the grants, the log sink, the memory limiter and the deadline. A new one is built for
+//! the grants, the log sink, the memory limiter and the call's clock. A new one is built for
 //! every call and dropped with it.
 
 use wasmtime::component::ResourceTable;
@@ -11,6 +11,7 @@ use super::grants::SharedGrants;
 use super::logs::{LogLevel, LogSink, Stream};
 use super::memory::MemoryCap;
 use super::outbound::Outbound;
+use super::schedule::Ticks;
 
 /// What one call's `Store` holds.
 pub(crate) struct HostState {
@@ -21,8 +22,8 @@ pub(crate) struct HostState {
     pub(crate) grants: SharedGrants,
     pub(crate) logs: LogSink,
     pub(crate) memory: MemoryCap,
-    /// When the call must end; the epoch callback checks it on every tick.
-    pub(crate) deadline: std::time::Instant,
+    /// The call's deadline and share of the CPU, checked on every tick.
+    pub(crate) ticks: Ticks,
 }
 
 impl HostState {
@@ -31,7 +32,7 @@ impl HostState {
         logs: LogSink,
         outbound: Outbound,
         memory: MemoryCap,
-        deadline: std::time::Instant,
+        ticks: Ticks,
     ) -> Self {
         let wasi = WasiCtx::builder()
             .stdout(logs.stream(Stream::Stdout))
@@ -48,7 +49,7 @@ impl HostState {
             grants,
             logs,
             memory,
-            deadline,
+            ticks,
         }
     }
 }
