@@ -136,6 +136,9 @@ pub enum HostError {
     /// The host could not start.
     #[error("starting the host: {0}")]
     Start(String),
+    /// The store cannot keep up now; nothing was written.
+    #[error("{0}; try again shortly")]
+    Busy(String),
     /// The store failed.
     #[error("store: {0}")]
     Store(StoreError),
@@ -153,6 +156,7 @@ impl HostError {
             HostError::NotFound { .. } => "not_found",
             HostError::Conflict(_) => "conflict",
             HostError::Start(_) => "start",
+            HostError::Busy(_) => "busy",
             HostError::Store(_) => "store",
         }
     }
@@ -166,6 +170,7 @@ impl From<StoreError> for HostError {
                 HostError::Conflict(format!("{kind} `{id}` already exists"))
             }
             StoreError::Invalid(message) => HostError::Invalid(message),
+            StoreError::Busy(message) => HostError::Busy(message),
             other => HostError::Store(other),
         }
     }

@@ -17,6 +17,8 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     details: Value,
+    /// Seconds to send as `Retry-After`.
+    retry_after: Option<u64>,
 }
 
 /// The JSON shape of every error answer.
@@ -46,6 +48,7 @@ impl ApiError {
             code,
             message: message.into(),
             details: Value::Null,
+            retry_after: None,
         }
     }
 
@@ -75,7 +78,13 @@ impl IntoResponse for ApiError {
                 details: self.details,
             },
         };
-        (self.status, axum::Json(body)).into_response()
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 
@@ -89,6 +98,7 @@ impl From<HostError> for ApiError {
             | HostError::WrongWorld(_) => StatusCode::BAD_REQUEST,
             HostError::NotFound { .. } => StatusCode::NOT_FOUND,
             HostError::Conflict(_) => StatusCode::CONFLICT,
+            HostError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status == StatusCode::INTERNAL_SERVER_ERROR {
@@ -102,7 +112,11 @@ impl From<HostError> for ApiError {
             }) => serde_json::json!({"event": name, "did_you_mean": s}),
             _ => Value::Null,
         };
-        ApiError::new(status, e.code(), e.to_string()).with_details(details)
+        let mut error = ApiError::new(status, e.code(), e.to_string()).with_details(details);
+        if matches!(e, HostError::Busy(_)) {
+            error.retry_after = Some(1);
+        }
+        error
     }
 }
 
@@ -151,5 +165,17 @@ impl From<PathRejection> for ApiError {
             "invalid_path",
             rejection.body_text(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_store_is_a_503_with_retry_after() {
+        let response = ApiError::from(HostError::Busy("the store is busy".into())).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[axum::http::header::RETRY_AFTER], "1");
     }
 }

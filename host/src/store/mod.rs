@@ -52,6 +52,10 @@ pub enum StoreError {
     /// The database failed.
     #[error("database error: {0}")]
     Database(String),
+    /// The store cannot take more work now (its write queue is full);
+    /// nothing was written. Try again shortly.
+    #[error("the store is busy: {0}")]
+    Busy(String),
 }
 
 impl From<rusqlite::Error> for StoreError {

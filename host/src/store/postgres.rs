@@ -45,6 +45,9 @@ impl Drop for PostgresStore {
 /// Group-commit tasks (and so connections) writing events at once.
 const COMMITTERS: usize = 4;
 
+/// How long a request waits for a pooled connection.
+const POOL_WAIT: Duration = Duration::from_secs(5);
+
 fn db(e: impl std::fmt::Display) -> StoreError {
     StoreError::Database(e.to_string())
 }
@@ -69,7 +72,14 @@ impl PostgresStore {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
-        let pool = Pool::builder(manager).max_size(32).build().map_err(db)?;
+        // A request waits at most this long for a connection; past it the
+        // store answers busy instead of queueing without bound.
+        let pool = Pool::builder(manager)
+            .max_size(32)
+            .wait_timeout(Some(POOL_WAIT))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(db)?;
         migrate(&pool).await?;
         let work = Arc::new(Notify::new());
         let (ingest_queue, requests) = mpsc::channel(4096);
@@ -91,7 +101,13 @@ impl PostgresStore {
     }
 
     async fn client(&self) -> StoreResult<deadpool_postgres::Object> {
-        self.pool.get().await.map_err(db)
+        self.pool.get().await.map_err(|e| match e {
+            deadpool_postgres::PoolError::Timeout(_) => StoreError::Busy(format!(
+                "no database connection came free within {}",
+                humantime::format_duration(POOL_WAIT)
+            )),
+            other => db(other),
+        })
     }
 
     async fn load_hooks(&self, id: Option<&str>) -> StoreResult<Vec<HookRecord>> {

@@ -11,6 +11,7 @@
 //! PostgreSQL backend.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -127,7 +128,14 @@ pub struct SqliteStore {
     path: PathBuf,
     limits: StoreLimits,
     work: Arc<Notify>,
+    /// Writes waiting for the writer thread: ingest stops at
+    /// [`MAX_QUEUED_INGEST`], so a burst the disk cannot keep up with is
+    /// refused rather than held in memory.
+    queued: Arc<AtomicUsize>,
 }
+
+/// Waiting writes past which ingest answers busy.
+const MAX_QUEUED_INGEST: usize = 20_000;
 
 fn connect(path: &Path) -> StoreResult<Connection> {
     let conn = Connection::open(path)?;
@@ -161,9 +169,11 @@ impl SqliteStore {
             );
         }
         let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let taken = queued.clone();
         std::thread::Builder::new()
             .name("wasmhooks-sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx))
+            .spawn(move || writer_loop(conn, rx, &taken))
             .map_err(|e| StoreError::Database(format!("starting the writer thread: {e}")))?;
         Ok(SqliteStore {
             writer: Mutex::new(tx),
@@ -171,6 +181,7 @@ impl SqliteStore {
             path: path.to_path_buf(),
             limits,
             work: Arc::new(Notify::new()),
+            queued,
         })
     }
 
@@ -187,6 +198,7 @@ impl SqliteStore {
             reply,
             isolated: true,
         });
+        self.queued.fetch_add(1, Ordering::AcqRel);
         self.writer
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -220,9 +232,10 @@ impl SqliteStore {
     }
 }
 
-fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Box<dyn Job>>) {
+fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Box<dyn Job>>, queued: &AtomicUsize) {
     let mut last_batch = 1;
     while let Ok(first) = jobs.recv() {
+        queued.fetch_sub(1, Ordering::AcqRel);
         let mut batch = vec![first];
         // Under concurrent load, callers resubmit just after their reply;
         // waiting a moment for them makes one fsync serve many. An idle
@@ -236,7 +249,10 @@ fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Box<dyn Job>>) {
         while batch.len() < MAX_BATCH {
             let left = gather_until.saturating_duration_since(Instant::now());
             match jobs.recv_timeout(left) {
-                Ok(job) => batch.push(job),
+                Ok(job) => {
+                    queued.fetch_sub(1, Ordering::AcqRel);
+                    batch.push(job)
+                }
                 Err(_) => break,
             }
         }
@@ -586,6 +602,12 @@ impl Store for SqliteStore {
     }
 
     async fn ingest(&self, events: Vec<NewEvent>) -> StoreResult<Vec<StoreResult<Ingested>>> {
+        let waiting = self.queued.load(Ordering::Acquire);
+        if waiting + events.len() > MAX_QUEUED_INGEST {
+            return Err(StoreError::Busy(format!(
+                "{waiting} writes are waiting for the disk"
+            )));
+        }
         let mut answers = Vec::with_capacity(events.len());
         for event in events {
             answers.push(match validate_event(&event, &self.limits) {
@@ -597,6 +619,7 @@ impl Store for SqliteStore {
                         reply,
                         isolated: false,
                     });
+                    self.queued.fetch_add(1, Ordering::AcqRel);
                     self.writer
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
@@ -970,5 +993,34 @@ impl Store for SqliteStore {
 
     async fn wait_for_work(&self, max: Duration) {
         let _ = tokio::time::timeout(max, self.work.notified()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn ingest_answers_busy_when_the_writer_is_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db"), StoreLimits::default()).unwrap();
+        let event = || NewEvent {
+            id: None,
+            name: "PostSignIn".into(),
+            payload: "{}".into(),
+            created_at: now_ms(),
+        };
+        // Stand for a writer thread far behind.
+        store.queued.fetch_add(MAX_QUEUED_INGEST, Ordering::AcqRel);
+        let busy = store.ingest(vec![event()]).await.unwrap_err();
+        assert!(matches!(busy, StoreError::Busy(_)), "{busy}");
+        store.queued.fetch_sub(MAX_QUEUED_INGEST, Ordering::AcqRel);
+        let stored = store.ingest(vec![event()]).await.unwrap();
+        assert!(stored[0].is_ok());
+        assert_eq!(
+            store.queued.load(Ordering::Acquire),
+            0,
+            "every write counted out"
+        );
     }
 }
