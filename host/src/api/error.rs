@@ -17,8 +17,8 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     details: Value,
-    /// Seconds to send as `Retry-After`.
-    retry_after: Option<u64>,
+    /// Seconds to send as `Retry-After` (small, so the error stays small).
+    retry_after: Option<std::num::NonZeroU16>,
 }
 
 /// The JSON shape of every error answer.
@@ -82,7 +82,7 @@ impl IntoResponse for ApiError {
         if let Some(seconds) = self.retry_after {
             response
                 .headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+                .insert(axum::http::header::RETRY_AFTER, seconds.get().into());
         }
         response
     }
@@ -114,7 +114,7 @@ impl From<HostError> for ApiError {
         };
         let mut error = ApiError::new(status, e.code(), e.to_string()).with_details(details);
         if matches!(e, HostError::Busy(_)) {
-            error.retry_after = Some(1);
+            error.retry_after = std::num::NonZeroU16::new(1);
         }
         error
     }
