@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::delivery::dispatcher::{DispatchSettings, Dispatcher, TestSend};
 use crate::delivery::policy::RetryPolicy;
+use crate::delivery::replay::{Replay, Replays};
 use crate::delivery::sender::Sender;
 use crate::delivery::signing::{generate_signing_key, WebhookSecret};
 use crate::event::{sample_payload, Catalogue, EventError, LOGTO_EVENTS};
@@ -265,6 +266,7 @@ struct Inner {
     shutdown: CancellationToken,
     worker: Mutex<Option<tokio::task::JoinHandle<()>>>,
     upload_wait: Duration,
+    replays: Replays,
 }
 
 /// How long a hook or plugin read from the store is trusted before it is
@@ -369,6 +371,7 @@ impl Host {
                 shutdown,
                 worker: Mutex::new(worker),
                 upload_wait: config.upload_wait,
+                replays: Replays::default(),
             }),
         })
     }
@@ -797,15 +800,31 @@ impl Host {
         Ok(self.delivery(id).await?.0)
     }
 
-    /// Deliver again to hook `id` every stored event in `[since, until)` it
-    /// subscribes to. Returns the new deliveries' ids.
-    pub async fn replay(&self, id: &str, since: Millis, until: Millis) -> HostResult<Vec<String>> {
+    /// Start delivering again to hook `id` every stored event in
+    /// `[since, until)` it subscribes to, as a background job; its progress
+    /// is read with [`Host::replay_job`].
+    pub async fn replay(&self, id: &str, since: Millis, until: Millis) -> HostResult<Replay> {
         if since >= until {
             return Err(HostError::Invalid(
                 "`since` must be earlier than `until`".into(),
             ));
         }
-        Ok(self.inner.dispatcher.replay(id, since, until).await?)
+        self.record(id).await?;
+        Ok(self
+            .inner
+            .replays
+            .start(self.inner.dispatcher.clone(), id, since, until))
+    }
+
+    /// A replay job as it stands.
+    pub fn replay_job(&self, id: &str) -> HostResult<Replay> {
+        self.inner
+            .replays
+            .get(id)
+            .ok_or_else(|| HostError::NotFound {
+                kind: "replay",
+                id: id.to_string(),
+            })
     }
 
     /// A hook's attempts since `since`: counts and latency percentiles.

@@ -665,11 +665,27 @@ async fn missed_events_are_replayed_and_single_deliveries_retried() {
     hook.events.push("PostRegister".into());
     hook.spec["events"] = json!(["PostSignIn", "PostRegister"]);
     h.store.update_hook(&hook).await.unwrap();
-    let replayed = h.dispatcher.replay("h", 0, now_ms() + 1).await.unwrap();
-    assert_eq!(replayed.len(), 2, "the sign-in and the registration");
+    let mut pages = Vec::new();
+    let replayed = h
+        .dispatcher
+        .replay("h", 0, now_ms() + 1, |scanned, enqueued| {
+            pages.push((scanned, enqueued))
+        })
+        .await
+        .unwrap();
+    assert_eq!(replayed, 2, "the sign-in and the registration");
+    assert_eq!(
+        pages,
+        [(2, 2)],
+        "one page: two events looked at, two enqueued"
+    );
     assert_eq!(h.dispatcher.process_due().await.unwrap(), 2);
     assert_eq!(script.seen().len(), 4);
-    assert!(h.dispatcher.replay("missing", 0, 1).await.is_err());
+    assert!(h
+        .dispatcher
+        .replay("missing", 0, 1, |_, _| {})
+        .await
+        .is_err());
 }
 
 #[tokio::test]

@@ -622,7 +622,10 @@ async fn hooks_deliveries_and_plugins_are_managed_over_the_api() {
             json!({"since": "2020-01-01T00:00:00Z"}),
         )
         .await;
-    assert_eq!(replayed["deliveries"].as_array().unwrap().len(), 1);
+    assert_eq!(replayed["status"], "running", "{replayed}");
+    let job = format!("/v1/replays/{}", replayed["id"].as_str().unwrap());
+    let done = server.wait_until(&job, |j| j["status"] == "done").await;
+    assert_eq!(done["enqueued"], 1, "{done}");
     script.wait_for(4, Duration::from_secs(20)).await;
 
     // Test sends reach the receiver now and report its answer.
@@ -718,6 +721,7 @@ async fn hooks_deliveries_and_plugins_are_managed_over_the_api() {
         "/v1/hooks/{id}/enable",
         "/v1/hooks/{id}/deliveries",
         "/v1/hooks/{id}/replay",
+        "/v1/replays/{id}",
         "/v1/hooks/{id}/stats",
         "/v1/deliveries/{id}",
         "/v1/deliveries/{id}/retry",

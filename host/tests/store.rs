@@ -779,6 +779,39 @@ async fn times_outside_rfc3339_are_refused(store: SharedStore) {
     ingest_one(&store, ok).await;
 }
 
+async fn an_ordered_hooks_order_comes_from_the_store(store: SharedStore) {
+    let mut ordered = hook("hook_ordered", &["PostSignIn"]);
+    ordered.ordered = true;
+    setup(&store, &[ordered]).await;
+    // Many committers at once, as several processes would ingest.
+    let mut ingests = tokio::task::JoinSet::new();
+    for n in 0..20 {
+        let store = store.clone();
+        ingests.spawn(async move {
+            let mut e = event(Some(&format!("evt_{n:02}")), "PostSignIn");
+            e.payload = json!({"n": n}).to_string();
+            store.ingest(vec![e]).await.unwrap();
+        });
+    }
+    while let Some(done) = ingests.join_next().await {
+        done.unwrap();
+    }
+    let lease = Duration::from_secs(30);
+    let mut sent = HashSet::new();
+    for _ in 0..20 {
+        let claimed = store.claim("worker", 10, lease).await.unwrap();
+        assert_eq!(claimed.len(), 1, "one at a time");
+        let delivery = &claimed[0].delivery;
+        assert!(sent.insert(delivery.event_id.clone()), "each once");
+        store
+            .finish_attempt("worker", &delivery.id, Some(attempt(true)), Next::Succeeded)
+            .await
+            .unwrap();
+    }
+    assert_eq!(sent.len(), 20);
+    assert!(store.claim("worker", 10, lease).await.unwrap().is_empty());
+}
+
 macro_rules! conformance {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -824,6 +857,7 @@ conformance!(
     idle_workers_wake_when_work_arrives,
     claims_take_only_each_hooks_free_slots,
     times_outside_rfc3339_are_refused,
+    an_ordered_hooks_order_comes_from_the_store,
 );
 
 #[test]

@@ -21,6 +21,7 @@ use utoipa::OpenApi;
 pub use self::auth::{Role, Tokens};
 pub use self::error::{ApiError, ErrorBody, ErrorDetail};
 use crate::delivery::dispatcher::TestSend;
+use crate::delivery::replay::Replay;
 use crate::host::{EmitEvent, HookView, Host, PluginView};
 use crate::pipeline::PluginState;
 use crate::store::{
@@ -70,6 +71,7 @@ pub fn router(host: Host, tokens: Tokens, limits: BodyLimits) -> Router {
         .route("/v1/hooks/{id}/enable", post(enable_hook))
         .route("/v1/hooks/{id}/deliveries", get(list_deliveries))
         .route("/v1/hooks/{id}/replay", post(replay))
+        .route("/v1/replays/{id}", get(get_replay))
         .route("/v1/hooks/{id}/stats", get(hook_stats))
         .route("/v1/deliveries/{id}", get(get_delivery))
         .route("/v1/deliveries/{id}/retry", post(retry_delivery))
@@ -109,7 +111,7 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
     paths(
         emit, emit_batch, call_sync, event_types, register_event_type,
         list_hooks, create_hook, get_hook, update_hook, delete_hook, test_hook,
-        rotate_signing_key, enable_hook, list_deliveries, replay, hook_stats,
+        rotate_signing_key, enable_hook, list_deliveries, replay, get_replay, hook_stats,
         get_delivery, retry_delivery, list_plugins, upload_plugin, delete_plugin,
         metrics, healthz, readyz
     ),
@@ -585,24 +587,27 @@ struct ReplayRequest {
     until: Option<Time>,
 }
 
-/// What a replay created.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-struct ReplayResponse {
-    /// The new deliveries.
-    deliveries: Vec<String>,
-}
-
-/// Deliver again every stored event in the range the hook subscribes to.
+/// Deliver again every stored event in the range the hook subscribes to, as
+/// a background job: 202 with the job, whose progress `GET
+/// /v1/replays/{id}` reads.
 #[utoipa::path(post, path = "/v1/hooks/{id}/replay", tag = "deliveries", params(("id" = String, Path)),
-    request_body = ReplayRequest, responses((status = 202, body = ReplayResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    request_body = ReplayRequest, responses((status = 202, body = Replay), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn replay(
     State(s): State<AppState>,
     Path(id): Path<String>,
     Json(request): Json<ReplayRequest>,
 ) -> ApiResult<Response> {
     let until = request.until.map_or_else(|| now_ms() + 1, |t| t.0);
-    let deliveries = s.host.replay(&id, request.since.0, until).await?;
-    Ok((StatusCode::ACCEPTED, Json(ReplayResponse { deliveries })).into_response())
+    let job = s.host.replay(&id, request.since.0, until).await?;
+    Ok((StatusCode::ACCEPTED, Json(job)).into_response())
+}
+
+/// A replay job's progress: events looked at, deliveries made, and whether
+/// it is running, done or failed.
+#[utoipa::path(get, path = "/v1/replays/{id}", tag = "deliveries", params(("id" = String, Path)),
+    responses((status = 200, body = Replay), (status = 404, body = ErrorBody)))]
+async fn get_replay(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Replay>> {
+    Ok(Json(s.host.replay_job(&id)?))
 }
 
 /// A hook's last 24 hours.

@@ -130,6 +130,9 @@ fn host_failed(before: u32, reason: String) -> Next {
     }
 }
 
+/// Events a replay reads per page.
+const REPLAY_PAGE: usize = 500;
+
 /// How soon to look again at work that is due but held by another worker.
 const BUSY_RETRY: Duration = Duration::from_millis(10);
 
@@ -572,31 +575,38 @@ impl Dispatcher {
 
     /// Deliver again, to hook `hook_id`, every stored event in
     /// `[since, until)` that the hook subscribes to (the events it missed
-    /// while down or disabled). Returns the new deliveries' ids.
+    /// while down or disabled), a page at a time; `progress` hears of each
+    /// page's events looked at and deliveries made. Returns how many
+    /// deliveries were made.
     pub async fn replay(
         &self,
         hook_id: &str,
         since: Millis,
         until: Millis,
-    ) -> StoreResult<Vec<String>> {
+        mut progress: impl FnMut(u64, u64),
+    ) -> StoreResult<u64> {
         let Some(hook) = self.store.get_hook(hook_id).await? else {
             return Err(StoreError::NotFound {
                 kind: "hook",
                 id: hook_id.to_string(),
             });
         };
-        let mut created = Vec::new();
+        let mut created = 0;
         let mut cursor: (Millis, Option<String>) = (since, None);
         loop {
             let page = self
                 .store
-                .events_between(cursor.0, until, 500, cursor.1.as_deref())
+                .events_between(cursor.0, until, REPLAY_PAGE, cursor.1.as_deref())
                 .await?;
+            let mut enqueued = 0;
             for event in page.iter().filter(|e| hook.events.contains(&e.name)) {
-                created.push(self.store.enqueue(&event.id, hook_id).await?.id);
+                self.store.enqueue(&event.id, hook_id).await?;
+                enqueued += 1;
             }
+            created += enqueued;
+            progress(page.len() as u64, enqueued);
             match page.last() {
-                Some(last) if page.len() == 500 => {
+                Some(last) if page.len() == REPLAY_PAGE => {
                     cursor = (last.created_at, Some(last.id.clone()))
                 }
                 _ => return Ok(created),

@@ -4,6 +4,7 @@
 
 pub mod dispatcher;
 pub mod policy;
+pub mod replay;
 pub mod scheduler;
 pub mod sender;
 pub mod signing;

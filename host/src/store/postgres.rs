@@ -291,8 +291,13 @@ async fn ingest_batch(
     let subscribed = tx.prepare_cached(SUBSCRIBED_TO_ANY).await?;
     let mut hooks_of: std::collections::HashMap<String, Vec<String>> =
         std::collections::HashMap::new();
+    let mut ordered = std::collections::HashSet::new();
     for row in tx.query(&subscribed, &[&distinct]).await? {
-        hooks_of.entry(row.get(0)).or_default().push(row.get(1));
+        let hook: String = row.get(1);
+        if row.get::<_, bool>(2) {
+            ordered.insert(hook.clone());
+        }
+        hooks_of.entry(row.get(0)).or_default().push(hook);
     }
 
     // The first occurrence of a newly inserted id is new; every other
@@ -326,8 +331,9 @@ async fn ingest_batch(
         }
     }
     if !d_ids.is_empty() {
+        let d_seqs = sequence(tx, &d_hooks, &ordered).await?;
         let insert = tx.prepare_cached(INSERT_DELIVERIES).await?;
-        tx.execute(&insert, &[&d_ids, &d_events, &d_hooks, &now])
+        tx.execute(&insert, &[&d_ids, &d_events, &d_hooks, &now, &d_seqs])
             .await?;
     }
 
@@ -363,6 +369,39 @@ async fn ingest_batch(
     Ok((created, results))
 }
 
+/// Each delivery's sequence number within its hook, for the `ordered` ones
+/// (in batch order), taking a block of numbers per hook in id order so that
+/// concurrent batches lock hooks in the same order.
+async fn sequence(
+    tx: &Transaction<'_>,
+    hooks: &[String],
+    ordered: &std::collections::HashSet<String>,
+) -> StoreResult<Vec<Option<i64>>> {
+    let mut counts: std::collections::BTreeMap<&str, i64> = std::collections::BTreeMap::new();
+    for hook in hooks.iter().filter(|h| ordered.contains(*h)) {
+        *counts.entry(hook.as_str()).or_default() += 1;
+    }
+    let mut next: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+    if !counts.is_empty() {
+        let take = tx.prepare_cached(&pg(sql::NEXT_SEQ)).await?;
+        for (hook, count) in counts {
+            if let Some(row) = tx.query_opt(&take, &[&hook, &count]).await? {
+                let last: i64 = row.get(0);
+                next.insert(hook, last - count + 1);
+            }
+        }
+    }
+    Ok(hooks
+        .iter()
+        .map(|hook| {
+            next.get_mut(hook.as_str()).map(|seq| {
+                *seq += 1;
+                *seq - 1
+            })
+        })
+        .collect())
+}
+
 /// Params: ids, names, payloads, created-at times (arrays), now.
 const INSERT_EVENTS: &str = "INSERT INTO events (id, name, payload, created_at, received_at)
      SELECT id, name, payload, created_at, $5
@@ -371,14 +410,15 @@ const INSERT_EVENTS: &str = "INSERT INTO events (id, name, payload, created_at, 
 
 /// Params: event names (array).
 const SUBSCRIBED_TO_ANY: &str =
-    "SELECT he.event_name, he.hook_id FROM hook_events he JOIN hooks h ON h.id = he.hook_id
+    "SELECT he.event_name, he.hook_id, h.ordered FROM hook_events he JOIN hooks h ON h.id = he.hook_id
      WHERE he.event_name = ANY($1) AND h.enabled ORDER BY he.event_name, he.hook_id";
 
-/// Params: delivery ids, event ids, hook ids (arrays), now.
+/// Params: delivery ids, event ids, hook ids (arrays), now, sequence
+/// numbers (array, NULL for hooks that are not ordered).
 const INSERT_DELIVERIES: &str =
-    "INSERT INTO deliveries (id, event_id, hook_id, source, status, attempts, due_at, created_at, updated_at)
-     SELECT id, event_id, hook_id, 'ingest', 'pending', 0, $4, $4, $4
-     FROM UNNEST($1::text[], $2::text[], $3::text[]) AS d (id, event_id, hook_id)";
+    "INSERT INTO deliveries (id, event_id, hook_id, source, status, attempts, due_at, created_at, updated_at, seq)
+     SELECT id, event_id, hook_id, 'ingest', 'pending', 0, $4, $4, $4, seq
+     FROM UNNEST($1::text[], $2::text[], $3::text[], $5::bigint[]) AS d (id, event_id, hook_id, seq)";
 
 /// Params: event ids (array).
 const SELECT_INGESTED_ANY: &str = "SELECT event_id, id, hook_id FROM deliveries
@@ -669,9 +709,13 @@ impl Store for PostgresStore {
             return Err(not_found("hook", hook_id));
         }
         let id = new_id("dlv");
+        let seq: Option<i64> = tx
+            .query_opt(&pg(sql::NEXT_SEQ), &[&hook_id, &1i64])
+            .await?
+            .map(|r| r.get(0));
         tx.execute(
             &pg(sql::INSERT_DELIVERY),
-            &[&id, &event_id, &hook_id, &"enqueue", &now_ms()],
+            &[&id, &event_id, &hook_id, &"enqueue", &now_ms(), &seq],
         )
         .await?;
         notify_work(&tx).await?;

@@ -12,7 +12,7 @@ pub(crate) enum Dialect {
 }
 
 /// The schema, one entry per version; each runs once, in order.
-pub(crate) fn migrations(dialect: Dialect) -> [String; 5] {
+pub(crate) fn migrations(dialect: Dialect) -> [String; 6] {
     let (int, blob, serial) = match dialect {
         Dialect::Sqlite => ("INTEGER", "BLOB", "INTEGER PRIMARY KEY AUTOINCREMENT"),
         Dialect::Postgres => (
@@ -95,7 +95,11 @@ pub(crate) fn migrations(dialect: Dialect) -> [String; 5] {
     ),
     format!("ALTER TABLE hooks ADD COLUMN failing_since {int};"),
     format!("CREATE TABLE event_types (name TEXT PRIMARY KEY, created_at {int} NOT NULL);"),
-    format!("ALTER TABLE deliveries ADD COLUMN host_failures {int} NOT NULL DEFAULT 0;")]
+    format!("ALTER TABLE deliveries ADD COLUMN host_failures {int} NOT NULL DEFAULT 0;"),
+    format!(
+        "ALTER TABLE hooks ADD COLUMN next_seq {int} NOT NULL DEFAULT 0;
+        ALTER TABLE deliveries ADD COLUMN seq {int};"
+    )]
 }
 
 /// Rewrite `?N` placeholders as `$N` for PostgreSQL.
@@ -158,7 +162,7 @@ pub(crate) const SELECT_INGESTED: &str =
     "SELECT id, hook_id FROM deliveries WHERE event_id = ?1 AND source = 'ingest' ORDER BY hook_id";
 
 pub(crate) const SUBSCRIBED_HOOKS: &str =
-    "SELECT he.hook_id FROM hook_events he JOIN hooks h ON h.id = he.hook_id
+    "SELECT he.hook_id, h.ordered FROM hook_events he JOIN hooks h ON h.id = he.hook_id
      WHERE he.event_name = ?1 AND h.enabled ORDER BY he.hook_id";
 
 pub(crate) const EXISTS_EVENT: &str = "SELECT 1 FROM events WHERE id = ?1";
@@ -168,20 +172,41 @@ pub(crate) const EXISTS_HOOK: &str = "SELECT 1 FROM hooks WHERE id = ?1";
 pub(crate) const EXISTS_DELIVERY: &str = "SELECT 1 FROM deliveries WHERE id = ?1";
 
 /// Params: id, event id, hook id, source, now.
+/// Params: id, event id, hook id, source, now, sequence number (ordered
+/// hooks) or NULL.
 pub(crate) const INSERT_DELIVERY: &str =
-    "INSERT INTO deliveries (id, event_id, hook_id, source, status, attempts, due_at, created_at, updated_at)
-     VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, ?5, ?5)";
+    "INSERT INTO deliveries (id, event_id, hook_id, source, status, attempts, due_at, created_at, updated_at, seq)
+     VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, ?5, ?5, ?6)";
+
+/// Take `?2` sequence numbers of hook `?1`, if it is ordered: returns the
+/// last one taken (no row for a hook that is not ordered). The row lock
+/// this takes until commit makes sequence order the commit order, however
+/// many connections or processes ingest at once.
+pub(crate) const NEXT_SEQ: &str =
+    "UPDATE hooks SET next_seq = next_seq + ?2 WHERE id = ?1 AND ordered RETURNING next_seq";
+
+/// Whether an open delivery `p` of the same hook comes before `d`: by the
+/// hook's sequence (deliveries from before sequences sort first), then id.
+macro_rules! open_delivery_before_d {
+    () => {
+        "SELECT 1 FROM deliveries p
+            WHERE p.hook_id = d.hook_id AND p.status IN ('pending', 'in_flight')
+              AND (COALESCE(p.seq, 0) < COALESCE(d.seq, 0)
+                   OR (COALESCE(p.seq, 0) = COALESCE(d.seq, 0) AND p.id < d.id))"
+    };
+}
 
 /// Due: pending and its time has come, or in flight under an expired
 /// lease; for an ordered hook, only its earliest unfinished delivery.
 /// Params: now, limit.
-pub(crate) const DUE_DELIVERIES: &str =
+pub(crate) const DUE_DELIVERIES: &str = concat!(
     "SELECT d.id FROM deliveries d JOIN hooks h ON h.id = d.hook_id
      WHERE d.status IN ('pending', 'in_flight') AND d.due_at <= ?1
-       AND (NOT h.ordered OR NOT EXISTS (
-            SELECT 1 FROM deliveries p
-            WHERE p.hook_id = d.hook_id AND p.status IN ('pending', 'in_flight') AND p.id < d.id))
-     ORDER BY d.due_at LIMIT ?2";
+       AND (NOT h.ordered OR NOT EXISTS (",
+    open_delivery_before_d!(),
+    "))
+     ORDER BY d.due_at LIMIT ?2"
+);
 
 /// Claim in one statement (PostgreSQL): lock the due deliveries, skipping
 /// rows other claimers hold, lease them, and return them with their events,
@@ -213,14 +238,16 @@ fn free_slots(dialect: Dialect) -> &'static str {
 /// The due deliveries of hooks with a free slot: [`DUE_DELIVERIES`]'s rule,
 /// less the hooks whose free count (from the `slots` CTE, or `?4` for hooks
 /// not in it) is zero. Selects each one's id, hook, due time and free count.
-const DUE_WITH_FREE_SLOTS: &str = "SELECT d.id, d.hook_id, d.due_at, COALESCE(s.free, ?4) AS free
+const DUE_WITH_FREE_SLOTS: &str = concat!(
+    "SELECT d.id, d.hook_id, d.due_at, COALESCE(s.free, ?4) AS free
      FROM deliveries d JOIN hooks h ON h.id = d.hook_id
      LEFT JOIN slots s ON s.hook_id = d.hook_id
      WHERE d.status IN ('pending', 'in_flight') AND d.due_at <= ?1
        AND COALESCE(s.free, ?4) > 0
-       AND (NOT h.ordered OR NOT EXISTS (
-            SELECT 1 FROM deliveries p
-            WHERE p.hook_id = d.hook_id AND p.status IN ('pending', 'in_flight') AND p.id < d.id))";
+       AND (NOT h.ordered OR NOT EXISTS (",
+    open_delivery_before_d!(),
+    "))"
+);
 
 /// The CTEs that pick the due deliveries a dispatcher may take now:
 /// earliest due first, and of each hook at most its free slots. Only the

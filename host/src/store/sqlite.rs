@@ -390,6 +390,14 @@ fn not_found(kind: &'static str, id: &str) -> StoreError {
     }
 }
 
+/// The next sequence number of hook `hook_id`, if it is ordered.
+fn next_seq(conn: &Connection, hook_id: &str) -> StoreResult<Option<i64>> {
+    Ok(conn
+        .prepare_cached(sql::NEXT_SEQ)?
+        .query_row(params![hook_id, 1], |r| r.get(0))
+        .optional()?)
+}
+
 /// Store one event and its deliveries (inside the caller's savepoint).
 fn ingest_one(conn: &Connection, event: NewEvent) -> StoreResult<Ingested> {
     let now = now_ms();
@@ -417,15 +425,20 @@ fn ingest_one(conn: &Connection, event: NewEvent) -> StoreResult<Ingested> {
             duplicate: true,
         });
     }
-    let hooks: Vec<String> = conn
+    let hooks: Vec<(String, bool)> = conn
         .prepare_cached(sql::SUBSCRIBED_HOOKS)?
-        .query_map([&event.name], |r| r.get(0))?
+        .query_map([&event.name], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
     let mut insert = conn.prepare_cached(sql::INSERT_DELIVERY)?;
     let mut deliveries = Vec::with_capacity(hooks.len());
-    for hook_id in hooks {
+    for (hook_id, ordered) in hooks {
         let delivery_id = new_id("dlv");
-        insert.execute(params![delivery_id, id, hook_id, "ingest", now])?;
+        let seq = if ordered {
+            next_seq(conn, &hook_id)?
+        } else {
+            None
+        };
+        insert.execute(params![delivery_id, id, hook_id, "ingest", now, seq])?;
         deliveries.push(DeliveryRef {
             id: delivery_id,
             hook_id,
@@ -669,12 +682,14 @@ impl Store for SqliteStore {
                     return Err(not_found("hook", &hook_id));
                 }
                 let id = new_id("dlv");
+                let seq = next_seq(conn, &hook_id)?;
                 conn.prepare_cached(sql::INSERT_DELIVERY)?.execute(params![
                     id,
                     event_id,
                     hook_id,
                     "enqueue",
-                    now_ms()
+                    now_ms(),
+                    seq
                 ])?;
                 Ok(DeliveryRef { id, hook_id })
             })
