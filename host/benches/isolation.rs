@@ -13,7 +13,6 @@
 //!
 //! Run: `cargo bench -p wasmhooks --bench isolation` (unset RUST_BACKTRACE).
 
-use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,93 +21,30 @@ use serde_json::{json, Value};
 
 mod common;
 
-const ADMIN: &str = "bench-admin-token-0123456789abcdef";
-const INGEST: &str = "bench-ingest-token-0123456789abcdef";
+use common::server::{Server, INGEST};
+
 const CALLS: usize = 400;
 const WARMUP: usize = 50;
 /// The memory budget the server runs with (its default).
 const BUDGET: u64 = 1 << 30;
 
-struct Server {
-    child: Child,
-    url: String,
-    http: reqwest::Client,
+/// One sync call's answer.
+async fn sync(server: &Server, trigger: &str, deadline_ms: u64) -> Value {
+    let response = server
+        .http
+        .post(format!("{}/v1/sync/{trigger}", server.url))
+        .bearer_auth(INGEST)
+        .json(&json!({"payload": {"email": "ada@example.com"}, "deadline_ms": deadline_ms}))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+    response.json().await.unwrap()
 }
 
-impl Server {
-    fn start(dir: &std::path::Path) -> Server {
-        let config = dir.join("wasmhooks.toml");
-        std::fs::write(&config, "[sync]\ndeadline = \"500ms\"\n").unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_wasmhooks"));
-        command
-            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-            .arg(&config)
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .env("WASMHOOKS_ADMIN_TOKENS", format!("[\"{ADMIN}\"]"))
-            .env("WASMHOOKS_INGEST_TOKENS", format!("[\"{INGEST}\"]"))
-            .env("RUST_LOG", "error")
-            .env_remove("RUST_BACKTRACE");
-        let (child, url) = wasmhooks_testkit::serve::spawn(command);
-        Server {
-            child,
-            url,
-            http: reqwest::Client::new(),
-        }
-    }
-
-    async fn admin(&self, path: &str, body: Value) {
-        let response = self
-            .http
-            .post(format!("{}{path}", self.url))
-            .bearer_auth(ADMIN)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            response.status().is_success(),
-            "{path}: {}",
-            response.status()
-        );
-    }
-
-    /// One sync call's answer.
-    async fn sync(&self, trigger: &str, deadline_ms: u64) -> Value {
-        let response = self
-            .http
-            .post(format!("{}/v1/sync/{trigger}", self.url))
-            .bearer_auth(INGEST)
-            .json(&json!({"payload": {"email": "ada@example.com"}, "deadline_ms": deadline_ms}))
-            .send()
-            .await
-            .unwrap();
-        assert!(response.status().is_success());
-        response.json().await.unwrap()
-    }
-
-    /// One benign call; true when it was allowed.
-    async fn benign(&self) -> bool {
-        self.sync("Benign", 500).await["decision"] == "allow"
-    }
-
-    /// Peak resident memory of the server process, in bytes.
-    fn peak_rss(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map_or(0, |kb| kb * 1024)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// One benign call; true when it was allowed.
+async fn benign_call(server: &Server) -> bool {
+    sync(server, "Benign", 500).await["decision"] == "allow"
 }
 
 /// Benign latency while the load runs: p50, p99, and calls denied.
@@ -120,13 +56,13 @@ struct Row {
 
 async fn benign(server: &Server) -> Row {
     for _ in 0..WARMUP {
-        server.benign().await;
+        benign_call(server).await;
     }
     let mut times = Vec::with_capacity(CALLS);
     let mut denied = 0;
     for _ in 0..CALLS {
         let started = Instant::now();
-        if !server.benign().await {
+        if !benign_call(server).await {
             denied += 1;
         }
         times.push(started.elapsed());
@@ -163,7 +99,7 @@ async fn under_load(
         );
         tasks.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                let answer = server.sync(trigger, LOAD_DEADLINE_MS).await;
+                let answer = sync(&server, trigger, LOAD_DEADLINE_MS).await;
                 let took = answer["duration_us"].as_u64().unwrap_or(0);
                 longest_us.fetch_max(took, Ordering::Relaxed);
                 calls.fetch_add(1, Ordering::Relaxed);
@@ -188,18 +124,11 @@ fn ms(d: Duration) -> String {
 fn main() {
     common::two_workers().block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let server = Arc::new(Server::start(dir.path()));
-        let hostile = std::fs::read(wasmhooks_testkit::plugin("hostile")).unwrap();
-        let response = server
-            .http
-            .post(format!("{}/v1/plugins?name=hostile", server.url))
-            .bearer_auth(ADMIN)
-            .header("content-type", "application/wasm")
-            .body(hostile)
-            .send()
-            .await
-            .unwrap();
-        assert!(response.status().is_success());
+        let server = Arc::new(Server::start(
+            dir.path(),
+            "[sync]\ndeadline = \"500ms\"\n",
+        ));
+        server.upload("hostile").await;
         for (id, trigger, mode) in [
             ("benign", "Benign", "ok"),
             ("spin", "Spin", "loop"),

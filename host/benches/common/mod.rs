@@ -1,4 +1,7 @@
-//! What the latency benchmarks share.
+//! What the benchmarks share.
+
+#[allow(dead_code)] // not every benchmark drives the server
+pub mod server;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
