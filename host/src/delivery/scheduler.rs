@@ -2,7 +2,9 @@
 //! can take now, so that work is claimed only when it can start at once.
 //!
 //! An endpoint has a concurrency (attempts in flight at once) and may have a
-//! rate (attempts started per second, spaced evenly). The dispatcher asks
+//! rate (attempts started per second, spaced evenly). A busy endpoint takes
+//! new work in batches of a quarter of its concurrency, so claims stay few
+//! under load. The dispatcher asks
 //! for [`Endpoints::free`] before each claim, counts each claimed delivery
 //! in with [`Endpoints::start`] and out with [`Endpoints::finish`]; a slow,
 //! failing or rate-limited endpoint then holds only its own slots, and never
@@ -43,6 +45,11 @@ impl Endpoint {
 
     fn free(&self, now: Instant, pacing: bool) -> u32 {
         let slots = self.concurrency.saturating_sub(self.in_flight);
+        // A busy endpoint is claimed for again once a quarter of its slots
+        // are free, not at each slot: a claim is a committed write.
+        if pacing && self.in_flight > 0 && slots < (self.concurrency / 4).max(1) {
+            return 0;
+        }
         match self.interval {
             Some(_) if pacing && now < self.next_start => 0,
             // One paced attempt per claim: the next slot is an interval on.
@@ -159,5 +166,23 @@ mod tests {
         assert!(endpoints.next_start().is_some());
         endpoints.finish("a");
         assert_eq!(endpoints.free(true).slots["a"], 1);
+
+        endpoints.configure("c", 64, None);
+        for _ in 0..60 {
+            endpoints.start("c");
+        }
+        assert_eq!(
+            endpoints.free(true).slots["c"],
+            0,
+            "four free: wait for a batch"
+        );
+        for _ in 0..12 {
+            endpoints.finish("c");
+        }
+        assert_eq!(
+            endpoints.free(true).slots["c"],
+            16,
+            "a quarter free: claim them"
+        );
     }
 }
