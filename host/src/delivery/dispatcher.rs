@@ -174,34 +174,32 @@ impl Dispatcher {
         let tasks = TaskTracker::new();
         tasks.spawn(self.clone().heartbeat(shutdown.clone()));
         let max = self.settings.max_in_flight;
+        let mut claim = true;
+        let mut wake_at = tokio::time::Instant::now();
         while !shutdown.is_cancelled() {
             let finished = self.finished.notified();
             tokio::pin!(finished);
             finished.as_mut().enable();
             let room = self.in_flight.available_permits();
-            let mut wake_at = tokio::time::Instant::now() + self.settings.idle_poll;
-            if room > 0 {
+            if claim && room > 0 {
+                wake_at = tokio::time::Instant::now() + self.settings.idle_poll;
                 let free = self.endpoints.free(true);
+                let wanted = room.min(max).min(500);
                 match self
                     .store
-                    .claim_free(
-                        &self.settings.owner,
-                        room.min(max).min(500),
-                        self.settings.lease,
-                        &free,
-                    )
+                    .claim_free(&self.settings.owner, wanted, self.settings.lease, &free)
                     .await
                 {
-                    Ok(claimed) if !claimed.is_empty() => {
+                    Ok(claimed) => {
+                        let full = claimed.len() == wanted;
                         for delivery in claimed {
                             self.start(delivery, &tasks);
                         }
-                        // Let attempts that end meanwhile free their slots.
-                        tokio::task::yield_now().await;
-                        continue;
-                    }
-                    Ok(_) => {
-                        if let Some(at) = self.next_wake(&free).await {
+                        if full {
+                            // There may be more: claim again at once.
+                            continue;
+                        }
+                        if let Some(at) = self.next_wake(&self.endpoints.free(true)).await {
                             wake_at = wake_at.min(at);
                         }
                     }
@@ -210,8 +208,11 @@ impl Dispatcher {
             }
             let idle = wake_at.saturating_duration_since(tokio::time::Instant::now());
             tokio::select! {
-                () = &mut finished => {}
-                () = self.store.wait_for_work(idle) => {}
+                // An attempt ended: claim again only if an endpoint can
+                // take a batch now; the next due time stands.
+                () = &mut finished => claim = self.endpoints.any_free(),
+                // New work, or the next due time came.
+                () = self.store.wait_for_work(idle) => claim = true,
                 () = shutdown.cancelled() => {}
             }
         }

@@ -98,6 +98,12 @@ impl Endpoints {
         }
     }
 
+    /// Whether an endpoint seen here can take a batch now.
+    pub fn any_free(&self) -> bool {
+        let now = Instant::now();
+        self.lock().values().any(|e| e.free(now, true) > 0)
+    }
+
     /// Count an attempt to hook `hook_id`'s endpoint in, taking its rate slot.
     pub fn start(&self, hook_id: &str) {
         let now = Instant::now();
