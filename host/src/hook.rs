@@ -218,13 +218,38 @@ fn default_concurrency() -> u32 {
 pub struct HookError(pub String);
 
 /// Headers the signature scheme owns; configuration cannot set them.
-pub const RESERVED_HEADERS: [&str; 5] = [
+pub const RESERVED_HEADERS: [&str; 4] = [
     "logto-signature-sha-256",
     "webhook-id",
     "webhook-timestamp",
     "webhook-signature",
-    "content-length",
 ];
+
+/// Hop-by-hop and framing headers: the HTTP client sets them for each
+/// connection and request, so neither configuration nor a step may.
+pub const FRAMING_HEADERS: [&str; 10] = [
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "trailer",
+    "proxy-authorization",
+    "proxy-connection",
+];
+
+/// Why header `name` (lowercase) may not be configured, if it may not.
+pub fn refused_header(name: &str) -> Option<&'static str> {
+    if RESERVED_HEADERS.contains(&name) {
+        Some("is set by the signature scheme")
+    } else if FRAMING_HEADERS.contains(&name) {
+        Some("is a hop-by-hop or framing header the HTTP client sets")
+    } else {
+        None
+    }
+}
 
 impl HookSpec {
     /// Parse and validate a definition from JSON.
@@ -285,9 +310,9 @@ impl HookSpec {
         }
         for (name, value) in &webhook.headers {
             let lower = name.to_ascii_lowercase();
-            if RESERVED_HEADERS.contains(&lower.as_str()) {
+            if let Some(why) = refused_header(&lower) {
                 return Err(HookError(format!(
-                    "header `{name}` is set by the signature scheme and cannot be configured"
+                    "header `{name}` {why} and cannot be configured"
                 )));
             }
             http::HeaderName::from_bytes(name.as_bytes())
@@ -362,6 +387,19 @@ mod tests {
         );
         assert!(bad(json!({"events": ["PostSignIn"], "webhook": {"url": "https://x", "headers": {"Webhook-Id": "1"}}}))
             .contains("signature scheme"));
+        for framing in ["Host", "Content-Length", "Transfer-Encoding", "Connection"] {
+            let message = bad(json!({"events": ["PostSignIn"],
+                "webhook": {"url": "https://x", "headers": {framing: "x"}}}));
+            assert!(
+                message.contains("hop-by-hop or framing"),
+                "{framing}: {message}"
+            );
+        }
+        assert!(bad(
+            json!({"events": ["PostSignIn"], "webhook": {"url": "https://x",
+            "retry": {"jitter": 5.0}}})
+        )
+        .contains("jitter must be from 0 to 1"));
         assert!(bad(
             json!({"events": ["PostSignIn"], "webhook": {"url": "https://x"}, "extra": 1})
         )

@@ -267,7 +267,13 @@ struct Inner {
     worker: Mutex<Option<tokio::task::JoinHandle<()>>>,
     upload_wait: Duration,
     replays: Replays,
+    /// Non-public networks webhook targets may be on.
+    private_networks: Vec<ipnet::IpNet>,
 }
+
+/// How long a webhook target's name may take to resolve when a hook is
+/// checked.
+const TARGET_LOOKUP: Duration = Duration::from_secs(2);
 
 /// How long a hook or plugin read from the store is trusted before it is
 /// read again, so changes made by other processes are seen.
@@ -372,6 +378,7 @@ impl Host {
                 worker: Mutex::new(worker),
                 upload_wait: config.upload_wait,
                 replays: Replays::default(),
+                private_networks: config.private_networks.clone(),
             }),
         })
     }
@@ -624,6 +631,9 @@ impl Host {
                     .map_err(|e| HostError::InvalidHook(format!("steps[{i}]: {e}")))?;
             }
         }
+        if let Some(webhook) = &spec.webhook {
+            self.check_target(&webhook.url).await?;
+        }
         if let Some(webhook) = &mut spec.webhook {
             if webhook.signing_key.is_none() && webhook.secrets.is_empty() {
                 webhook.signing_key = Some(generate_signing_key());
@@ -634,6 +644,57 @@ impl Host {
             }
         }
         Ok(spec)
+    }
+
+    /// Refuse a webhook target whose address, or every address its name
+    /// resolves to now, is in a blocked range: every delivery to it would
+    /// fail. A name that does not resolve yet is accepted.
+    async fn check_target(&self, url: &str) -> HostResult<()> {
+        let Ok(uri) = url.parse::<http::Uri>() else {
+            return Ok(());
+        };
+        let Some(host) = uri.host() else {
+            return Ok(());
+        };
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let port = uri
+            .port_u16()
+            .unwrap_or(if uri.scheme_str() == Some("https") {
+                443
+            } else {
+                80
+            });
+        let addresses: Vec<std::net::IpAddr> = match bare.parse() {
+            Ok(ip) => vec![ip],
+            Err(_) => {
+                match tokio::time::timeout(TARGET_LOOKUP, tokio::net::lookup_host((bare, port)))
+                    .await
+                {
+                    Ok(Ok(found)) => found.map(|a| a.ip()).collect(),
+                    _ => return Ok(()),
+                }
+            }
+        };
+        let private = &self.inner.private_networks;
+        if addresses.is_empty()
+            || addresses
+                .iter()
+                .any(|ip| crate::net::allows_address(private, *ip))
+        {
+            return Ok(());
+        }
+        let ip = addresses[0];
+        let range = crate::net::blocked_range(ip).unwrap_or("a non-public range");
+        let how = if bare.parse::<std::net::IpAddr>().is_ok() {
+            format!("{ip} is in the {range} range")
+        } else {
+            format!("`{bare}` resolves to {ip}, in the {range} range")
+        };
+        Err(HostError::InvalidHook(format!(
+            "webhook url `{url}`: {how}, which deliveries may not reach; allow it with the \
+             `private_networks` setting (for example [\"{}\"])",
+            ipnet::IpNet::from(ip).trunc()
+        )))
     }
 
     /// Parse a JavaScript snippet without running it; the error gives the

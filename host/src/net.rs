@@ -55,6 +55,37 @@ pub fn allows_address(private_networks: &[IpNet], ip: IpAddr) -> bool {
     is_public(ip) || private_networks.iter().any(|n| n.contains(&ip))
 }
 
+/// The named non-public range `ip` lies in, or `None` for a public address:
+/// what an error shows when the policy refuses it.
+pub fn blocked_range(ip: IpAddr) -> Option<&'static str> {
+    let ip = canonical(ip);
+    if is_public(ip) {
+        return None;
+    }
+    let ranges: [(&str, &str); 14] = [
+        ("127.0.0.0/8", "loopback 127.0.0.0/8"),
+        ("10.0.0.0/8", "private 10.0.0.0/8"),
+        ("172.16.0.0/12", "private 172.16.0.0/12"),
+        ("192.168.0.0/16", "private 192.168.0.0/16"),
+        ("169.254.0.0/16", "link-local 169.254.0.0/16"),
+        ("100.64.0.0/10", "shared address space 100.64.0.0/10"),
+        ("0.0.0.0/8", "unspecified 0.0.0.0/8"),
+        ("224.0.0.0/4", "multicast 224.0.0.0/4"),
+        ("240.0.0.0/4", "reserved 240.0.0.0/4"),
+        ("::1/128", "loopback ::1"),
+        ("::/128", "unspecified ::"),
+        ("fc00::/7", "unique local fc00::/7"),
+        ("fe80::/10", "link-local fe80::/10"),
+        ("ff00::/8", "multicast ff00::/8"),
+    ];
+    Some(
+        ranges
+            .iter()
+            .find(|(net, _)| net.parse::<IpNet>().is_ok_and(|n| n.contains(&ip)))
+            .map_or("a non-public range", |(_, name)| *name),
+    )
+}
+
 /// TLS settings shared by every outbound connection: Mozilla's roots.
 pub fn tls_config() -> Arc<rustls::ClientConfig> {
     let roots = rustls::RootCertStore {

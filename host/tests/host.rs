@@ -227,3 +227,40 @@ async fn an_upload_still_compiling_is_stored_and_calls_wait_for_it() {
     assert_eq!(host.plugins().await.unwrap().len(), 1);
     host.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_targets_in_blocked_ranges_are_refused_at_creation() {
+    let dir = tempfile::tempdir().unwrap();
+    // Loopback is allowed; other private ranges are not.
+    let host = Host::start(config(dir.path(), None)).await.unwrap();
+    for (url, range) in [
+        (
+            "http://169.254.169.254/latest/meta-data",
+            "link-local 169.254.0.0/16",
+        ),
+        ("http://10.0.0.1/hook", "private 10.0.0.0/8"),
+        ("http://[fd00::1]/hook", "unique local fc00::/7"),
+    ] {
+        let refused = host
+            .create_hook(
+                None,
+                json!({"events": ["PostSignIn"], "webhook": {"url": url}}),
+            )
+            .await
+            .unwrap_err();
+        let message = refused.to_string();
+        assert!(matches!(refused, HostError::InvalidHook(_)), "{message}");
+        assert!(message.contains(range), "{url}: {message}");
+        assert!(message.contains("private_networks"), "{message}");
+    }
+    assert!(host.hooks().await.unwrap().is_empty(), "nothing was stored");
+    for allowed in ["http://127.0.0.1:9/hook", "http://localhost:9/hook"] {
+        host.create_hook(
+            None,
+            json!({"events": ["PostSignIn"], "webhook": {"url": allowed}}),
+        )
+        .await
+        .unwrap();
+    }
+    host.shutdown().await;
+}

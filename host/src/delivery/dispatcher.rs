@@ -23,7 +23,7 @@ use super::sender::{Sender, Sent};
 use super::signing::{logto_signature, standard_signature};
 use crate::event::delivery_body;
 use crate::hook::Webhook;
-use crate::hook::{HookSpec, RESERVED_HEADERS};
+use crate::hook::{refused_header, HookSpec};
 use crate::metrics::Metrics;
 use crate::pipeline::{EventInfo, Pipeline, PluginRegistry, Ran, StepError, Steps};
 use crate::runtime::Blame;
@@ -432,6 +432,9 @@ impl Dispatcher {
         let next = match &verdict {
             Verdict::Delivered => Next::Succeeded,
             Verdict::Gone => Next::GiveUp,
+            // The target's name now resolves into a blocked range: waiting
+            // will not change the policy, so the schedule is not spent on it.
+            Verdict::Failed { .. } if sent.error_kind == Some("blocked") => Next::GiveUp,
             Verdict::Failed { .. } => next_after(webhook, attempts, &verdict),
         };
         self.finish(id, Some(record(started_at, &headers, &body, &sent)), next)
@@ -757,7 +760,7 @@ fn signed_headers(
         .iter()
         .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()));
     for (name, value) in custom.chain(added.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v))) {
-        if RESERVED_HEADERS.contains(&name.as_str()) {
+        if refused_header(&name).is_some() {
             continue;
         }
         headers.retain(|(n, _)| *n != name);

@@ -158,8 +158,13 @@ pub fn delivery_body(event_name: &str, created_at: &str, payload: Value, hook_id
             map
         }
     };
-    if !body.contains_key("event") {
-        body.shift_insert(0, "event".into(), Value::String(event_name.into()));
+    // The event's real name, whatever the payload says: a payload field
+    // `event` keeps its place but never renames the event.
+    match body.get_mut("event") {
+        Some(event) => *event = Value::String(event_name.into()),
+        None => {
+            body.shift_insert(0, "event".into(), Value::String(event_name.into()));
+        }
     }
     if !body.contains_key("createdAt") {
         let at = body
@@ -238,5 +243,13 @@ mod tests {
             body.to_string(),
             r#"{"event":"Organization.Created","createdAt":"2026-01-01T00:00:00.000Z","data":{"id":"o1"},"hookId":"hook2"}"#
         );
+    }
+
+    #[test]
+    fn a_payload_field_never_renames_the_event() {
+        let payload = json!({"event": "PostSignIn", "userId": "u"});
+        let body = delivery_body("PostRegister", "x", payload, "hook1");
+        assert_eq!(body["event"], "PostRegister");
+        assert_eq!(body.as_object().unwrap().keys().next().unwrap(), "event");
     }
 }
