@@ -428,9 +428,20 @@ impl Host {
             };
             new.push(self.new_event(event).await.map_err(at)?);
         }
-        let results = self.inner.store.ingest(new).await?;
-        let stored = results.iter().filter(|r| r.is_ok()).count();
-        self.inner.metrics.events_accepted(stored as u64);
+        // The write and its count finish even if the caller stops waiting
+        // (an HTTP client that hangs up), so the counter matches the store.
+        let (store, metrics) = (self.inner.store.clone(), self.inner.metrics.clone());
+        let results = tokio::spawn(async move {
+            let results = store.ingest(new).await?;
+            let stored = results
+                .iter()
+                .filter(|r| r.as_ref().is_ok_and(|i| !i.duplicate))
+                .count();
+            metrics.events_accepted(stored as u64);
+            Ok::<_, StoreError>(results)
+        })
+        .await
+        .map_err(|e| HostError::Store(StoreError::Database(format!("ingest stopped: {e}"))))??;
         Ok(results
             .into_iter()
             .map(|r| r.map_err(HostError::from))

@@ -29,6 +29,9 @@ use crate::pipeline::{EventInfo, Pipeline, PluginRegistry, Ran, Steps};
 use crate::runtime::Deadline;
 use crate::store::{new_id, SharedStore, StoreError};
 
+/// The metric label of a call to a trigger no hook answers.
+const UNBOUND: &str = "_unbound";
+
 /// Deadlines of synchronous triggers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncSettings {
@@ -285,7 +288,10 @@ impl SyncEngine {
             Verdict::Allow => "allow",
             Verdict::Deny => "deny",
         };
-        self.metrics.sync_call(trigger, verdict, started.elapsed());
+        // Only triggers with hooks become metric labels: the path segment
+        // is the caller's to choose, and labels must not grow without bound.
+        let label = if hooks.is_empty() { UNBOUND } else { trigger };
+        self.metrics.sync_call(label, verdict, started.elapsed());
         Ok(decision)
     }
 

@@ -585,10 +585,26 @@ async fn hooks_deliveries_and_plugins_are_managed_over_the_api() {
     let again = server
         .post(
             "/v1/events",
-            json!({"event": "Billing.Invoice.Paid", "payload": {}, "id": "inv-1"}),
+            json!({"event": "Billing.Invoice.Paid", "payload": {"amount": 10, "card": "4242"}, "id": "inv-1"}),
         )
         .await;
     assert_eq!(again["duplicate"], true, "idempotent on the event id");
+    let (status, body) = server
+        .call(
+            Method::POST,
+            "/v1/events",
+            Some(json!({"event": "Billing.Invoice.Paid", "payload": {}, "id": "inv-1"})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "another event under a used id"
+    );
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("inv-1"),
+        "{body}"
+    );
 
     let page = server
         .get("/v1/hooks/billing/deliveries?status=succeeded&limit=10")

@@ -226,6 +226,37 @@ async fn ingest_is_idempotent_on_event_id(store: SharedStore) {
         4,
         "two events x two hooks, nothing more"
     );
+
+    // The same id for another event is refused, alone, and changes nothing.
+    let mut other = event(Some("evt_same"), "PostSignIn");
+    other.payload = json!({"userId": "someone else"}).to_string();
+    let mixed = store
+        .ingest(vec![other, event(Some("evt_fresh"), "PostSignIn")])
+        .await
+        .unwrap();
+    assert!(
+        matches!(&mixed[0], Err(StoreError::Conflict { kind: "event", id }) if id == "evt_same"),
+        "{:?}",
+        mixed[0]
+    );
+    assert!(
+        mixed[1].as_ref().is_ok_and(|i| !i.duplicate),
+        "the rest is stored"
+    );
+    let mut reordered = event(Some("evt_same"), "PostSignIn");
+    let original: serde_json::Value = serde_json::from_str(&reordered.payload).unwrap();
+    let mut keys: Vec<_> = original.as_object().unwrap().iter().collect();
+    keys.reverse();
+    reordered.payload = serde_json::Value::Object(
+        keys.into_iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    )
+    .to_string();
+    assert!(
+        ingest_one(&store, reordered).await.duplicate,
+        "the same JSON, reordered"
+    );
 }
 
 async fn bad_input_is_refused_and_changes_nothing(store: SharedStore) {

@@ -100,6 +100,49 @@ impl PostgresStore {
         })
     }
 
+    /// Turn each repeated id whose stored event differs from the one sent
+    /// into a conflict.
+    async fn check_repeats(
+        &self,
+        sent: &[NewEvent],
+        stored: Vec<Ingested>,
+    ) -> StoreResult<Vec<StoreResult<Ingested>>> {
+        let repeated: Vec<&str> = stored
+            .iter()
+            .filter(|i| i.duplicate)
+            .map(|i| i.event_id.as_str())
+            .collect();
+        let mut content = std::collections::HashMap::new();
+        if !repeated.is_empty() {
+            let rows = self
+                .client()
+                .await?
+                .query(
+                    "SELECT id, name, payload FROM events WHERE id = ANY($1)",
+                    &[&repeated],
+                )
+                .await?;
+            for row in rows {
+                content.insert(
+                    row.get::<_, String>(0),
+                    (row.get::<_, String>(1), row.get::<_, String>(2)),
+                );
+            }
+        }
+        Ok(stored
+            .into_iter()
+            .zip(sent)
+            .map(|(ingested, event)| match content.get(&ingested.event_id) {
+                Some((name, payload))
+                    if ingested.duplicate && !same_event(name, payload, event) =>
+                {
+                    Err(reused_id(&ingested.event_id))
+                }
+                _ => Ok(ingested),
+            })
+            .collect())
+    }
+
     async fn client(&self) -> StoreResult<deadpool_postgres::Object> {
         self.pool.get().await.map_err(|e| match e {
             deadpool_postgres::PoolError::Timeout(_) => StoreError::Busy(format!(
@@ -663,7 +706,8 @@ impl Store for PostgresStore {
             .filter(|(_, c)| c.is_ok())
             .map(|(e, _)| e)
             .collect();
-        let mut stored = if valid.is_empty() {
+        let sent: Vec<NewEvent> = valid.clone();
+        let stored = if valid.is_empty() {
             Vec::new()
         } else {
             let (reply, answer) = oneshot::channel();
@@ -677,15 +721,15 @@ impl Store for PostgresStore {
             answer.await.map_err(|_| {
                 StoreError::Database("a group-commit task dropped a request".into())
             })??
-        }
-        .into_iter();
+        };
+        let mut stored = self.check_repeats(&sent, stored).await?.into_iter();
         Ok(checks
             .into_iter()
             .map(|check| {
                 check.and_then(|()| {
                     stored
                         .next()
-                        .ok_or_else(|| StoreError::Database("missing result".into()))
+                        .unwrap_or_else(|| Err(StoreError::Database("missing result".into())))
                 })
             })
             .collect())

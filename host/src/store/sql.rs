@@ -167,6 +167,8 @@ pub(crate) const SUBSCRIBED_HOOKS: &str =
 
 pub(crate) const EXISTS_EVENT: &str = "SELECT 1 FROM events WHERE id = ?1";
 
+pub(crate) const SELECT_EVENT_CONTENT: &str = "SELECT name, payload FROM events WHERE id = ?1";
+
 pub(crate) const EXISTS_HOOK: &str = "SELECT 1 FROM hooks WHERE id = ?1";
 
 pub(crate) const EXISTS_DELIVERY: &str = "SELECT 1 FROM deliveries WHERE id = ?1";

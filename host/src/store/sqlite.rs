@@ -398,10 +398,13 @@ fn next_seq(conn: &Connection, hook_id: &str) -> StoreResult<Option<i64>> {
         .optional()?)
 }
 
-/// Store one event and its deliveries (inside the caller's savepoint).
-fn ingest_one(conn: &Connection, event: NewEvent) -> StoreResult<Ingested> {
+/// Store one event and its deliveries (inside the caller's transaction).
+/// The outer error is the database's, and fails the transaction; the inner
+/// one refuses this event alone (an id reused for another event), having
+/// written nothing.
+fn ingest_one(conn: &Connection, event: NewEvent) -> StoreResult<StoreResult<Ingested>> {
     let now = now_ms();
-    let id = event.id.unwrap_or_else(|| new_id("evt"));
+    let id = event.id.clone().unwrap_or_else(|| new_id("evt"));
     let inserted = conn.prepare_cached(sql::INSERT_EVENT)?.execute(params![
         id,
         event.name,
@@ -410,6 +413,12 @@ fn ingest_one(conn: &Connection, event: NewEvent) -> StoreResult<Ingested> {
         now
     ])?;
     if inserted == 0 {
+        let (name, payload): (String, String) = conn
+            .prepare_cached(sql::SELECT_EVENT_CONTENT)?
+            .query_row([&id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        if !same_event(&name, &payload, &event) {
+            return Ok(Err(reused_id(&id)));
+        }
         let mut stmt = conn.prepare_cached(sql::SELECT_INGESTED)?;
         let deliveries = stmt
             .query_map([&id], |r| {
@@ -419,11 +428,11 @@ fn ingest_one(conn: &Connection, event: NewEvent) -> StoreResult<Ingested> {
                 })
             })?
             .collect::<Result<_, _>>()?;
-        return Ok(Ingested {
+        return Ok(Ok(Ingested {
             event_id: id,
             deliveries,
             duplicate: true,
-        });
+        }));
     }
     let hooks: Vec<(String, bool)> = conn
         .prepare_cached(sql::SUBSCRIBED_HOOKS)?
@@ -444,11 +453,11 @@ fn ingest_one(conn: &Connection, event: NewEvent) -> StoreResult<Ingested> {
             hook_id,
         });
     }
-    Ok(Ingested {
+    Ok(Ok(Ingested {
         event_id: id,
         deliveries,
         duplicate: false,
-    })
+    }))
 }
 
 #[async_trait::async_trait]
@@ -648,11 +657,14 @@ impl Store for SqliteStore {
         let mut results = Vec::with_capacity(answers.len());
         for answer in answers {
             results.push(match answer {
-                Ok(answer) => answer.await.unwrap_or_else(|_| {
-                    Err(StoreError::Database(
-                        "the writer thread dropped a request".into(),
-                    ))
-                }),
+                Ok(answer) => answer
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(StoreError::Database(
+                            "the writer thread dropped a request".into(),
+                        ))
+                    })
+                    .and_then(|refused| refused),
                 Err(e) => Err(e),
             });
         }

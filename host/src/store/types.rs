@@ -408,6 +408,23 @@ pub struct QueueDepth {
 }
 
 /// Check an event against the store's rules before anything is written.
+/// Whether a repeated event id carries the event already stored under it
+/// (same name, same payload as JSON); a different one is a conflict, never
+/// silently dropped.
+pub(crate) fn same_event(stored_name: &str, stored_payload: &str, new: &NewEvent) -> bool {
+    let parse = |text: &str| serde_json::from_str::<serde_json::Value>(text).ok();
+    stored_name == new.name
+        && (stored_payload == new.payload || parse(stored_payload) == parse(&new.payload))
+}
+
+/// The error for an event id reused with a different event.
+pub(crate) fn reused_id(id: &str) -> StoreError {
+    StoreError::Conflict {
+        kind: "event",
+        id: id.to_string(),
+    }
+}
+
 /// 9999-12-31T23:59:59.999Z, in milliseconds: the latest time RFC 3339
 /// can write with four digits of year.
 pub const LATEST_EVENT_TIME: Millis = 253_402_300_799_999;
