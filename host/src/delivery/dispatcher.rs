@@ -102,6 +102,20 @@ pub enum DispatchError {
     Store(#[from] StoreError),
 }
 
+/// An endpoint slot taken by a claimed delivery: given back when dropped,
+/// waking the dispatcher, which may then claim for the endpoint again.
+struct Slot<'a> {
+    dispatcher: &'a Dispatcher,
+    hook_id: String,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.dispatcher.endpoints.finish(&self.hook_id);
+        self.dispatcher.finished.notify_one();
+    }
+}
+
 /// How long a delivery waits after the host first could not attempt it;
 /// the wait doubles with each failure in a row, up to [`HOST_RETRY_MAX`].
 const HOST_RETRY: Duration = Duration::from_secs(5);
@@ -252,8 +266,11 @@ impl Dispatcher {
         self.lock_leased().insert(id.clone());
         let this = self.clone();
         tasks.spawn(async move {
-            this.attempt(delivery).await;
-            this.endpoints.finish(&hook_id);
+            let slot = Slot {
+                dispatcher: &this,
+                hook_id,
+            };
+            this.attempt(delivery, slot).await;
             this.lock_leased().remove(&id);
             drop(permit);
             this.finished.notify_one();
@@ -262,10 +279,10 @@ impl Dispatcher {
 
     /// One attempt, with a panic in it caught and recorded as the host's
     /// failure rather than ending the worker or losing the delivery.
-    async fn attempt(&self, delivery: Claimed) {
+    async fn attempt(&self, delivery: Claimed, slot: Slot<'_>) {
         let id = delivery.delivery.id.clone();
         let host_failures = delivery.host_failures;
-        match AssertUnwindSafe(self.deliver(delivery))
+        match AssertUnwindSafe(self.deliver_in(delivery, Some(slot)))
             .catch_unwind()
             .await
         {
@@ -373,6 +390,17 @@ impl Dispatcher {
 
     /// One attempt at one claimed delivery, recorded in the store.
     pub async fn deliver(&self, claimed: Claimed) -> Result<(), DispatchError> {
+        self.deliver_in(claimed, None).await
+    }
+
+    /// [`Dispatcher::deliver`] holding the endpoint's `slot`, which is
+    /// given back as soon as the endpoint has answered, before the attempt
+    /// is recorded: the endpoint's concurrency counts its requests.
+    async fn deliver_in(
+        &self,
+        claimed: Claimed,
+        slot: Option<Slot<'_>>,
+    ) -> Result<(), DispatchError> {
         let id = claimed.delivery.id.as_str();
         let Some(hook) = self.hook(&claimed.delivery.hook_id).await? else {
             // Deleted meanwhile; its deliveries went with it.
@@ -427,6 +455,7 @@ impl Dispatcher {
             .sender
             .post(&webhook.url, &headers, body.clone(), webhook.timeout)
             .await;
+        drop(slot);
         self.metrics.attempt(sent.duration);
         let verdict = Verdict::of(sent.status, Some(&sent.headers), sent.timed_out());
         let next = match &verdict {

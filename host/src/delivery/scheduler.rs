@@ -3,7 +3,7 @@
 //!
 //! An endpoint has a concurrency (attempts in flight at once) and may have a
 //! rate (attempts started per second, spaced evenly). A busy endpoint takes
-//! new work in batches of a quarter of its concurrency, so claims stay few
+//! new work in batches of an eighth of its concurrency, so claims stay few
 //! under load. The dispatcher asks
 //! for [`Endpoints::free`] before each claim, counts each claimed delivery
 //! in with [`Endpoints::start`] and out with [`Endpoints::finish`]; a slow,
@@ -45,9 +45,9 @@ impl Endpoint {
 
     fn free(&self, now: Instant, pacing: bool) -> u32 {
         let slots = self.concurrency.saturating_sub(self.in_flight);
-        // A busy endpoint is claimed for again once a quarter of its slots
+        // A busy endpoint is claimed for again once an eighth of its slots
         // are free, not at each slot: a claim is a committed write.
-        if pacing && self.in_flight > 0 && slots < (self.concurrency / 4).max(1) {
+        if pacing && self.in_flight > 0 && slots < (self.concurrency / 8).max(1) {
             return 0;
         }
         match self.interval {
@@ -188,7 +188,7 @@ mod tests {
         assert_eq!(
             endpoints.free(true).slots["c"],
             16,
-            "a quarter free: claim them"
+            "enough free: claim them"
         );
     }
 }

@@ -34,6 +34,9 @@ trait Job: Send {
     /// the whole transaction must be rolled back.
     fn run(&mut self, conn: &Connection) -> Result<(), ()>;
     fn finish(self: Box<Self>, commit: &StoreResult<()>);
+    /// Whether the commit must reach the disk before the caller hears of
+    /// it. Leases need not: one lost with the machine is simply taken again.
+    fn durable(&self) -> bool;
 }
 
 struct Pending<T, F> {
@@ -45,6 +48,8 @@ struct Pending<T, F> {
     /// validated beforehand, so only a database failure can stop them, and
     /// that fails the whole transaction anyway.
     isolated: bool,
+    /// See [`Job::durable`].
+    durable: bool,
 }
 
 impl<T, F> Job for Pending<T, F>
@@ -81,6 +86,10 @@ where
         };
         self.result = Some(result);
         Ok(())
+    }
+
+    fn durable(&self) -> bool {
+        self.durable
     }
 
     fn finish(self: Box<Self>, commit: &StoreResult<()>) {
@@ -191,12 +200,31 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
+        self.submit(work, true).await
+    }
+
+    /// [`SqliteStore::write`] for lease changes, which need not wait for
+    /// the disk (see [`Job::durable`]).
+    async fn write_lease<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        self.submit(work, false).await
+    }
+
+    async fn submit<T, F>(&self, work: F, durable: bool) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
         let job = Box::new(Pending {
             work: Some(work),
             result: None,
             reply,
             isolated: true,
+            durable,
         });
         self.queued.fetch_add(1, Ordering::AcqRel);
         self.writer
@@ -234,6 +262,7 @@ impl SqliteStore {
 
 fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Box<dyn Job>>, queued: &AtomicUsize) {
     let mut last_batch = 1;
+    let mut synced = true;
     while let Ok(first) = jobs.recv() {
         queued.fetch_sub(1, Ordering::AcqRel);
         let mut batch = vec![first];
@@ -257,6 +286,18 @@ fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Box<dyn Job>>, queued: &At
             }
         }
         last_batch = batch.len();
+        // WAL with `synchronous = NORMAL` survives a killed process, only
+        // not the machine's crash: enough for a batch of leases alone.
+        let durable = batch.iter().any(|job| job.durable());
+        if durable != synced {
+            let mode = if durable { "FULL" } else { "NORMAL" };
+            if conn
+                .execute_batch(&format!("PRAGMA synchronous = {mode}"))
+                .is_ok()
+            {
+                synced = durable;
+            }
+        }
         let commit = conn
             .execute_batch("BEGIN IMMEDIATE")
             .map_err(StoreError::from)
@@ -640,6 +681,7 @@ impl Store for SqliteStore {
                         result: None,
                         reply,
                         isolated: false,
+                        durable: true,
                     });
                     self.queued.fetch_add(1, Ordering::AcqRel);
                     self.writer
@@ -712,7 +754,7 @@ impl Store for SqliteStore {
 
     async fn claim(&self, owner: &str, limit: usize, lease: Duration) -> StoreResult<Vec<Claimed>> {
         let owner = owner.to_string();
-        self.write(move |conn| {
+        self.write_lease(move |conn| {
             let now = now_ms();
             let ids: Vec<String> = conn
                 .prepare_cached(sql::DUE_DELIVERIES)?
@@ -732,7 +774,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<Claimed>> {
         let owner = owner.to_string();
         let (slots, default) = (free.to_json(), free.default);
-        self.write(move |conn| {
+        self.write_lease(move |conn| {
             let now = now_ms();
             let candidates = limit.saturating_mul(CANDIDATES_PER_CLAIM);
             let ids: Vec<String> = conn
@@ -763,7 +805,7 @@ impl Store for SqliteStore {
 
     async fn renew(&self, owner: &str, ids: &[String], lease: Duration) -> StoreResult<usize> {
         let (owner, ids) = (owner.to_string(), ids.to_vec());
-        self.write(move |conn| {
+        self.write_lease(move |conn| {
             let now = now_ms();
             let mut renew = conn.prepare_cached(sql::RENEW_LEASE)?;
             let mut held = 0;
