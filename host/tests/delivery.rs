@@ -96,6 +96,22 @@ impl Harness {
         self.store.put_plugin(&record).await.unwrap();
     }
 
+    /// A stored plugin `unloadable` the host cannot load: when a step
+    /// fails on it, that is the host's fault, not the event's.
+    async fn unloadable_plugin(&self) {
+        let garbage = b"\0asm not really".to_vec();
+        self.store
+            .put_plugin(&PluginRecord {
+                name: "unloadable".into(),
+                hash: content_hash(&garbage),
+                size: garbage.len() as u64,
+                bytes: garbage,
+                created_at: now_ms(),
+            })
+            .await
+            .unwrap();
+    }
+
     async fn emit(&self, name: &str, payload: Value) -> Vec<String> {
         let event = NewEvent {
             id: None,
@@ -290,18 +306,7 @@ async fn skip_passes_over_plugin_faults_but_never_host_faults() {
     let receiver = script.start().await;
     let h = harness().await;
     h.plugin("hostile").await;
-    // A stored plugin the host cannot load: its fault, not the event's.
-    let garbage = b"\0asm not really".to_vec();
-    h.store
-        .put_plugin(&PluginRecord {
-            name: "unloadable".into(),
-            hash: content_hash(&garbage),
-            size: garbage.len() as u64,
-            bytes: garbage,
-            created_at: now_ms(),
-        })
-        .await
-        .unwrap();
+    h.unloadable_plugin().await;
     h.hook(
         "trapping",
         json!({"events": ["PostSignIn"], "on_step_error": "skip", "steps": [
@@ -1110,17 +1115,7 @@ async fn a_delivery_the_host_keeps_failing_ends_dead_without_blocking_others() {
     let script = Script::new(vec![ok()]);
     let receiver = script.start().await;
     let h = harness().await;
-    let garbage = b"\0asm not really".to_vec();
-    h.store
-        .put_plugin(&PluginRecord {
-            name: "unloadable".into(),
-            hash: content_hash(&garbage),
-            size: garbage.len() as u64,
-            bytes: garbage,
-            created_at: now_ms(),
-        })
-        .await
-        .unwrap();
+    h.unloadable_plugin().await;
     h.hook(
         "poisoned",
         json!({"events": ["PostSignIn"], "steps": [{"plugin": "unloadable"}],

@@ -33,16 +33,14 @@ impl Server {
     }
 
     fn start_with(dir: &Path, config: &str, env: &[(&str, &str)]) -> Server {
-        let file = dir.join("wasmhooks.toml");
-        std::fs::write(&file, config).unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_wasmhooks"));
+        let mut command = wasmhooks_testkit::serve::command(
+            env!("CARGO_BIN_EXE_wasmhooks"),
+            dir,
+            config,
+            ADMIN,
+            INGEST,
+        );
         command
-            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-            .arg(&file)
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .env("WASMHOOKS_ADMIN_TOKENS", format!("[\"{ADMIN}\"]"))
-            .env("WASMHOOKS_INGEST_TOKENS", format!("[\"{INGEST}\"]"))
             .env("RUST_LOG", "warn,wasmhooks=info")
             .stderr(Stdio::inherit());
         for (k, v) in env {

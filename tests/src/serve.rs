@@ -2,7 +2,24 @@
 //! tests and benchmarks.
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
+
+/// `bin serve` on a free loopback port with `config` (TOML, written into
+/// `dir`), its data under `dir/data`, and the given admin and ingest tokens.
+pub fn command(bin: &str, dir: &Path, config: &str, admin: &str, ingest: &str) -> Command {
+    let file = dir.join("wasmhooks.toml");
+    std::fs::write(&file, config).expect("write the configuration");
+    let mut command = Command::new(bin);
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .env("WASMHOOKS_ADMIN_TOKENS", format!("[\"{admin}\"]"))
+        .env("WASMHOOKS_INGEST_TOKENS", format!("[\"{ingest}\"]"));
+    command
+}
 
 /// Start `command` (a `wasmhooks serve` listening on a free port) and wait
 /// for the address it prints. Its standard output keeps being drained, so

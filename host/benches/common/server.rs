@@ -1,6 +1,6 @@
 //! The real `wasmhooks serve` binary for benchmarks that drive it over HTTP.
 
-use std::process::{Child, Command};
+use std::process::Child;
 
 use serde_json::Value;
 
@@ -21,16 +21,14 @@ pub struct Server {
 impl Server {
     /// Start the binary with `config` (TOML) and its data in `dir`.
     pub fn start(dir: &std::path::Path, config: &str) -> Server {
-        let file = dir.join("wasmhooks.toml");
-        std::fs::write(&file, config).unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_wasmhooks"));
+        let mut command = wasmhooks_testkit::serve::command(
+            env!("CARGO_BIN_EXE_wasmhooks"),
+            dir,
+            config,
+            ADMIN,
+            INGEST,
+        );
         command
-            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-            .arg(&file)
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .env("WASMHOOKS_ADMIN_TOKENS", format!("[\"{ADMIN}\"]"))
-            .env("WASMHOOKS_INGEST_TOKENS", format!("[\"{INGEST}\"]"))
             .env("RUST_LOG", "error")
             .env_remove("RUST_BACKTRACE");
         let (child, url) = wasmhooks_testkit::serve::spawn(command);

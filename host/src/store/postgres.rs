@@ -263,6 +263,18 @@ async fn listen(config: tokio_postgres::Config, work: Arc<Notify>) {
     }
 }
 
+/// A claimed delivery from a claim's row: the delivery's columns, then
+/// its event's name, payload and time, then its host failures.
+fn claimed_from_row(row: &Row) -> Claimed {
+    Claimed {
+        delivery: delivery_from_row(row),
+        event_name: row.get(10),
+        payload: row.get(11),
+        event_created_at: row.get(12),
+        host_failures: row.get::<_, i64>(13) as u32,
+    }
+}
+
 fn delivery_from_row(row: &Row) -> Delivery {
     let status: String = row.get(3);
     Delivery {
@@ -777,16 +789,7 @@ impl Store for PostgresStore {
         let rows = client
             .query(&claim, &[&now, &(limit as i64), &owner, &after(now, lease)])
             .await?;
-        Ok(rows
-            .iter()
-            .map(|row| Claimed {
-                delivery: delivery_from_row(row),
-                event_name: row.get(10),
-                payload: row.get(11),
-                event_created_at: row.get(12),
-                host_failures: row.get::<_, i64>(13) as u32,
-            })
-            .collect())
+        Ok(rows.iter().map(claimed_from_row).collect())
     }
 
     async fn claim_free(
@@ -817,16 +820,7 @@ impl Store for PostgresStore {
                 ],
             )
             .await?;
-        Ok(rows
-            .iter()
-            .map(|row| Claimed {
-                delivery: delivery_from_row(row),
-                event_name: row.get(10),
-                payload: row.get(11),
-                event_created_at: row.get(12),
-                host_failures: row.get::<_, i64>(13) as u32,
-            })
-            .collect())
+        Ok(rows.iter().map(claimed_from_row).collect())
     }
 
     async fn next_due(&self, free: &FreeSlots) -> StoreResult<Option<Millis>> {
