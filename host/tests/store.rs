@@ -42,7 +42,7 @@ fn attempt(success: bool) -> NewAttempt {
         started_at: now_ms(),
         duration_ms: 12,
         request_headers: vec![("content-type".into(), "application/json".into())],
-        request_body: "{}".into(),
+        request_body: format!("{{\"padding\": \"{}\"}}", "p".repeat(300)),
         response_status: Some(if success { 200 } else { 500 }),
         response_headers: vec![],
         response_body: Some("x".repeat(500)),
@@ -492,6 +492,11 @@ async fn retries_are_scheduled_logged_and_given_up(store: SharedStore) {
         attempts[0].detail.response_body.as_deref().map(str::len),
         Some(64),
         "logged body capped"
+    );
+    assert_eq!(
+        attempts[0].detail.request_body.len(),
+        64,
+        "logged request body capped"
     );
     let stats = store.hook_stats("hook_1", now_ms() - 60_000).await.unwrap();
     assert_eq!((stats.requests, stats.successes, stats.failures), (2, 0, 2));

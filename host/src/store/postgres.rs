@@ -903,7 +903,7 @@ impl Store for PostgresStore {
                         &a.started_at,
                         &(a.duration_ms as i64),
                         &headers_json(&a.request_headers),
-                        &a.request_body,
+                        &cap_body(Some(a.request_body), limit),
                         &a.response_status.map(i64::from),
                         &headers_json(&a.response_headers),
                         &cap_body(a.response_body, limit),

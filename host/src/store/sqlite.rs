@@ -864,7 +864,7 @@ impl Store for SqliteStore {
                 attempt.started_at,
                 attempt.duration_ms as i64,
                 headers_json(&attempt.request_headers),
-                attempt.request_body,
+                cap_body(Some(attempt.request_body), max_body),
                 attempt.response_status,
                 headers_json(&attempt.response_headers),
                 cap_body(attempt.response_body, max_body),

@@ -56,7 +56,8 @@ pub fn new_id(prefix: &str) -> String {
 pub struct StoreLimits {
     /// Largest event payload accepted, in bytes.
     pub max_payload_bytes: usize,
-    /// Largest response body kept in an attempt record, in bytes.
+    /// Largest request or response body kept in an attempt record, in
+    /// bytes; the rest is cut off.
     pub max_logged_body_bytes: usize,
 }
 
