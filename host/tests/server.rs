@@ -749,6 +749,33 @@ async fn hooks_deliveries_and_plugins_are_managed_over_the_api() {
         assert!(openapi["paths"][path].is_object(), "{path} is documented");
     }
     assert!(openapi["components"]["schemas"]["HookSpec"].is_object());
+    // Every path parameter stands in its path, and query filters are
+    // declared in the query, so generated clients put them where they go.
+    for (path, operations) in openapi["paths"].as_object().unwrap() {
+        for (method, operation) in operations.as_object().unwrap() {
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                let name = parameter["name"].as_str().unwrap();
+                let placed = parameter["in"].as_str().unwrap();
+                let in_template = path.contains(&format!("{{{name}}}"));
+                assert_eq!(
+                    placed == "path",
+                    in_template,
+                    "{method} {path}: parameter `{name}` is declared in {placed}"
+                );
+            }
+        }
+    }
+    let filters = &openapi["paths"]["/v1/hooks/{id}/deliveries"]["get"]["parameters"];
+    let status = filters
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "status")
+        .unwrap();
+    assert_eq!(
+        (status["in"].as_str(), status["required"].as_bool()),
+        (Some("query"), Some(false))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

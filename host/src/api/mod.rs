@@ -494,6 +494,7 @@ async fn enable_hook(
 
 /// Filters for listing deliveries.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct DeliveryFilter {
     /// Only this status.
@@ -651,6 +652,7 @@ async fn list_plugins(State(s): State<AppState>) -> ApiResult<Json<PluginList>> 
 
 /// The name to upload under.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct UploadParams {
     /// Name hooks refer to the plugin by.
