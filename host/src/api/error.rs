@@ -102,7 +102,16 @@ impl From<HostError> for ApiError {
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status == StatusCode::INTERNAL_SERVER_ERROR {
-            tracing::error!(error = %e, "request failed");
+            // The cause stays in the log, found by the id the caller quotes;
+            // the answer says nothing of the host's insides.
+            let id = crate::store::new_id("err");
+            tracing::error!(correlation_id = %id, error = %e, "request failed");
+            return ApiError::new(
+                status,
+                "internal",
+                format!("the server failed to answer; quote {id} when reporting it"),
+            )
+            .with_details(serde_json::json!({ "correlation_id": id }));
         }
         let details = match &e {
             HostError::NotFound { kind, id } => serde_json::json!({"kind": kind, "id": id}),
@@ -171,6 +180,24 @@ impl From<PathRejection> for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_internal_error_answers_generically_with_a_correlation_id() {
+        let error = HostError::Store(crate::store::StoreError::Database(
+            "relation \"deliveries\" is corrupt at page 7".into(),
+        ));
+        let response = ApiError::from(error).into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(!message.contains("corrupt"), "no internals: {message}");
+        let id = body["error"]["details"]["correlation_id"].as_str().unwrap();
+        assert!(message.contains(id), "{message}");
+        assert_eq!(body["error"]["code"], "internal");
+    }
 
     #[test]
     fn a_busy_store_is_a_503_with_retry_after() {
