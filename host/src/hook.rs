@@ -186,10 +186,36 @@ pub struct Webhook {
     /// Logto signature.
     #[serde(default)]
     pub signing_key: Option<String>,
+    /// A rotated Logto key waiting for the grace period to end: Logto's
+    /// header carries one signature, so `signing_key` keeps signing until
+    /// `active_from`, and this key from then on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_signing_key: Option<NextSigningKey>,
     /// Standard Webhooks secrets, newest first; an old secret keeps signing
     /// until its `expires_at` (the rotation grace period).
     #[serde(default)]
     pub secrets: Vec<SecretEntry>,
+}
+
+/// A Logto signing key that takes over at a set time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NextSigningKey {
+    /// The new key.
+    pub key: String,
+    /// When it starts signing, ms since the epoch.
+    pub active_from: crate::store::Millis,
+}
+
+impl Webhook {
+    /// The Logto key that signs at `now`: the rotated one once its grace
+    /// period has ended, the current one before.
+    pub fn logto_key(&self, now: crate::store::Millis) -> Option<&str> {
+        match &self.next_signing_key {
+            Some(next) if now >= next.active_from => Some(&next.key),
+            _ => self.signing_key.as_deref(),
+        }
+    }
 }
 
 /// A Standard Webhooks secret and when it stops signing.
@@ -438,5 +464,17 @@ mod tests {
             "during the grace period both sign"
         );
         assert_eq!(spec.active_secrets(3000).len(), 1);
+    }
+
+    #[test]
+    fn a_rotated_logto_key_signs_only_once_the_grace_ends() {
+        let mut webhook: Webhook =
+            serde_json::from_value(json!({"url": "https://x", "signing_key": "old"})).unwrap();
+        webhook.next_signing_key = Some(NextSigningKey {
+            key: "new".into(),
+            active_from: 1_000,
+        });
+        assert_eq!(webhook.logto_key(999), Some("old"), "the grace period");
+        assert_eq!(webhook.logto_key(1_000), Some("new"), "after it");
     }
 }

@@ -32,7 +32,7 @@ use crate::delivery::replay::{Replay, Replays};
 use crate::delivery::sender::Sender;
 use crate::delivery::signing::{generate_signing_key, WebhookSecret};
 use crate::event::{sample_payload, Catalogue, EventError, LOGTO_EVENTS};
-use crate::hook::{HookSpec, SecretEntry, CHECK_KEY, SNIPPET_KEY};
+use crate::hook::{HookSpec, NextSigningKey, SecretEntry, CHECK_KEY, SNIPPET_KEY};
 use crate::metrics::Metrics;
 use crate::pipeline::{PluginRegistry, PluginState};
 use crate::runtime::{content_hash, Runtime, RuntimeConfig};
@@ -278,6 +278,31 @@ const TARGET_LOOKUP: Duration = Duration::from_secs(2);
 /// How long a hook or plugin read from the store is trusted before it is
 /// read again, so changes made by other processes are seen.
 const CACHE_TTL: Duration = Duration::from_secs(2);
+
+/// Which signature scheme's keys a rotation replaces.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyScheme {
+    /// Logto's `logto-signature-sha-256` key: the old key keeps signing
+    /// until the grace period ends, then the new one takes over (the header
+    /// carries one signature).
+    Logto,
+    /// The Standard Webhooks secret: both sign during the grace period.
+    Standard,
+    /// Both.
+    #[default]
+    Both,
+}
 
 /// A plugin as listed: its record and where it stands in this process.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -790,7 +815,12 @@ impl Host {
     /// Give a webhook a new Logto signing key and a new Standard Webhooks
     /// secret. The old secrets keep signing for `grace` (24 h when `None`),
     /// so receivers can switch without dropping a delivery.
-    pub async fn rotate_signing_key(&self, id: &str, grace: Option<Duration>) -> HookResultView {
+    pub async fn rotate_signing_key(
+        &self,
+        id: &str,
+        scheme: KeyScheme,
+        grace: Option<Duration>,
+    ) -> HookResultView {
         let old = self.record(id).await?;
         let mut spec: HookSpec = serde_json::from_value(old.spec.clone())
             .map_err(|e| HostError::InvalidHook(format!("stored hook is unreadable: {e}")))?;
@@ -799,21 +829,38 @@ impl Host {
                 "hook `{id}` is a sync hook and has no webhook keys"
             )));
         };
-        let expires = now_ms() + grace.unwrap_or(Duration::from_secs(86_400)).as_millis() as Millis;
-        webhook.signing_key = Some(generate_signing_key());
-        for entry in &mut webhook.secrets {
-            entry.expires_at = Some(entry.expires_at.map_or(expires, |at| at.min(expires)));
+        let now = now_ms();
+        let expires = now + grace.unwrap_or(Duration::from_secs(86_400)).as_millis() as Millis;
+        if matches!(scheme, KeyScheme::Logto | KeyScheme::Both) {
+            // A rotation begun earlier has taken over, or is cut short now.
+            if let Some(next) = webhook.next_signing_key.take() {
+                webhook.signing_key = Some(next.key);
+            }
+            let key = generate_signing_key();
+            if webhook.signing_key.is_none() || expires <= now {
+                webhook.signing_key = Some(key);
+            } else {
+                webhook.next_signing_key = Some(NextSigningKey {
+                    key,
+                    active_from: expires,
+                });
+            }
+        }
+        if matches!(scheme, KeyScheme::Standard | KeyScheme::Both) {
+            for entry in &mut webhook.secrets {
+                entry.expires_at = Some(entry.expires_at.map_or(expires, |at| at.min(expires)));
+            }
+            webhook.secrets.insert(
+                0,
+                SecretEntry {
+                    secret: WebhookSecret::generate().to_text(),
+                    expires_at: None,
+                },
+            );
         }
         webhook
             .secrets
-            .retain(|e| e.expires_at.is_none_or(|at| at > now_ms()));
-        webhook.secrets.insert(
-            0,
-            SecretEntry {
-                secret: WebhookSecret::generate().to_text(),
-                expires_at: None,
-            },
-        );
+            .retain(|e| e.expires_at.is_none_or(|at| at > now));
         self.replace_hook(old, &spec).await
     }
 

@@ -671,10 +671,54 @@ async fn hooks_deliveries_and_plugins_are_managed_over_the_api() {
     let rotated = server
         .post("/v1/hooks/billing/signing-key", json!({"grace": "1h"}))
         .await;
-    assert_ne!(rotated["spec"]["webhook"]["signing_key"], old_key);
-    let secrets = rotated["spec"]["webhook"]["secrets"].as_array().unwrap();
+    // Logto's header carries one signature: the old key signs through the
+    // grace period, and the new one waits for its end.
+    let webhook = &rotated["spec"]["webhook"];
+    assert_eq!(webhook["signing_key"], old_key);
+    let next = &webhook["next_signing_key"];
+    assert!(
+        next["key"].is_string() && next["key"] != old_key,
+        "{webhook}"
+    );
+    assert!(next["active_from"].as_i64().unwrap() > wasmhooks::store::now_ms());
+    let secrets = webhook["secrets"].as_array().unwrap();
     assert_eq!(secrets.len(), 2);
     assert!(secrets[0]["expires_at"].is_null() && secrets[1]["expires_at"].is_i64());
+    // Each scheme rotates alone.
+    let standard = server
+        .post(
+            "/v1/hooks/billing/signing-key",
+            json!({"scheme": "standard", "grace": "1h"}),
+        )
+        .await;
+    assert_eq!(standard["spec"]["webhook"]["signing_key"], old_key);
+    assert_eq!(standard["spec"]["webhook"]["next_signing_key"], *next);
+    assert_eq!(
+        standard["spec"]["webhook"]["secrets"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    let logto = server
+        .post(
+            "/v1/hooks/billing/signing-key",
+            json!({"scheme": "logto", "grace": "0s"}),
+        )
+        .await;
+    assert_ne!(
+        logto["spec"]["webhook"]["signing_key"], old_key,
+        "no grace: at once"
+    );
+    assert_ne!(logto["spec"]["webhook"]["signing_key"], next["key"]);
+    assert!(logto["spec"]["webhook"]["next_signing_key"].is_null());
+    assert_eq!(
+        logto["spec"]["webhook"]["secrets"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
 
     // Disabled hooks come back with one call.
     let enabled = server.post("/v1/hooks/billing/enable", json!({})).await;

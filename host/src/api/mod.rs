@@ -22,7 +22,7 @@ pub use self::auth::{Role, Tokens};
 pub use self::error::{ApiError, ErrorBody, ErrorDetail};
 use crate::delivery::dispatcher::TestSend;
 use crate::delivery::replay::Replay;
-use crate::host::{EmitEvent, HookView, Host, PluginView};
+use crate::host::{EmitEvent, HookView, Host, KeyScheme, PluginView};
 use crate::pipeline::PluginState;
 use crate::store::{
     now_ms, Attempt, Delivery, DeliveryQuery, DeliveryStatus, HookStats, Ingested, Millis,
@@ -461,14 +461,19 @@ async fn test_hook(
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 struct RotateRequest {
+    /// Which keys: `logto`, `standard`, or `both` (the default).
+    scheme: KeyScheme,
     /// How long the old secrets keep signing, e.g. `24h` (the default).
+    /// For Logto, the old key signs alone until then, and the new key after.
     #[serde(with = "crate::duration::option")]
     #[schema(value_type = Option<String>)]
     grace: Option<std::time::Duration>,
 }
 
-/// Rotate a webhook's keys: a new signing key and a new Standard Webhooks
-/// secret; the old secrets keep signing through the grace period.
+/// Rotate a webhook's keys, per scheme: a new Logto signing key, which
+/// takes over when the grace period ends (the old one signs until then),
+/// and/or a new Standard Webhooks secret, which signs beside the old one
+/// through the grace period.
 #[utoipa::path(post, path = "/v1/hooks/{id}/signing-key", tag = "hooks", params(("id" = String, Path)),
     request_body = RotateRequest, responses((status = 200, body = HookView), (status = 404, body = ErrorBody)))]
 async fn rotate_signing_key(
@@ -477,7 +482,11 @@ async fn rotate_signing_key(
     body: axum::body::Bytes,
 ) -> ApiResult<Json<HookView>> {
     let request: RotateRequest = optional_json(&body)?;
-    Ok(Json(s.host.rotate_signing_key(&id, request.grace).await?))
+    Ok(Json(
+        s.host
+            .rotate_signing_key(&id, request.scheme, request.grace)
+            .await?,
+    ))
 }
 
 /// Enable a hook again (after a 410, a failing window, or an operator).

@@ -795,7 +795,7 @@ fn signed_headers(
         headers.retain(|(n, _)| *n != name);
         headers.push((name, value));
     }
-    if let Some(key) = &webhook.signing_key {
+    if let Some(key) = webhook.logto_key(now_ms()) {
         headers.push(("logto-signature-sha-256".into(), logto_signature(key, body)));
     }
     let now = now_ms();
