@@ -135,6 +135,18 @@ impl Harness {
     }
 }
 
+/// `count` events named `name` with payloads `{"n": 0}`, `{"n": 1}`, ...
+fn numbered(name: &str, count: u64) -> Vec<NewEvent> {
+    (0..count)
+        .map(|n| NewEvent {
+            id: None,
+            name: name.into(),
+            payload: json!({"n": n}).to_string(),
+            created_at: now_ms(),
+        })
+        .collect()
+}
+
 fn interaction() -> Value {
     json!({
         "event": "PostSignIn", "interactionEvent": "SignIn", "sessionId": "Xn3",
@@ -773,14 +785,7 @@ async fn ordered_delivery_keeps_order_through_failures() {
             "concurrency": 8, "retry": {"schedule": ["5ms", "5ms", "5ms"], "jitter": 0.0}}}),
     )
     .await;
-    let events = (0..100u64)
-        .map(|n| NewEvent {
-            id: None,
-            name: "PostSignIn".into(),
-            payload: json!({"n": n}).to_string(),
-            created_at: now_ms(),
-        })
-        .collect();
+    let events = numbered("PostSignIn", 100);
     h.store.ingest(events).await.unwrap();
     for _ in 0..2000 {
         if received.lock().unwrap().len() == 100 {
@@ -902,23 +907,9 @@ async fn an_endpoint_that_never_answers_does_not_delay_another() {
     )
     .await;
     // The slow endpoint's backlog is older: it is due first.
-    let slow: Vec<NewEvent> = (0..500)
-        .map(|n| NewEvent {
-            id: None,
-            name: "User.Created".into(),
-            payload: json!({"n": n}).to_string(),
-            created_at: now_ms(),
-        })
-        .collect();
+    let slow = numbered("User.Created", 500);
     h.store.ingest(slow).await.unwrap();
-    let fast_events: Vec<NewEvent> = (0..500)
-        .map(|n| NewEvent {
-            id: None,
-            name: "PostSignIn".into(),
-            payload: json!({"n": n}).to_string(),
-            created_at: now_ms(),
-        })
-        .collect();
+    let fast_events = numbered("PostSignIn", 500);
     let ingested = h.store.ingest(fast_events).await.unwrap();
     let (store, shutdown, _dir) = run(h);
 
@@ -1032,14 +1023,7 @@ async fn an_ordered_hook_sends_the_next_event_as_soon_as_the_last_is_done() {
         json!({"events": ["PostSignIn"], "webhook": {"url": receiver.url("/ordered"), "ordered": true}}),
     )
     .await;
-    let events = (0..200u64)
-        .map(|n| NewEvent {
-            id: None,
-            name: "PostSignIn".into(),
-            payload: json!({"n": n}).to_string(),
-            created_at: now_ms(),
-        })
-        .collect();
+    let events = numbered("PostSignIn", 200);
     h.store.ingest(events).await.unwrap();
     let (_store, shutdown, _dir) = run(h);
     // At one event per idle poll this would take over three minutes.
