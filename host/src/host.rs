@@ -229,13 +229,27 @@ pub struct HookView {
     pub created_at: Millis,
     /// Last changed (ms since epoch).
     pub updated_at: Millis,
-    /// The definition.
+    /// The definition. Its secrets are masked (last four characters and a
+    /// fingerprint), except in the answers that create a hook, rotate its
+    /// keys or reveal them.
     #[schema(value_type = Object)]
     pub spec: Value,
 }
 
 impl From<HookRecord> for HookView {
+    /// The view every read gives: secrets masked.
     fn from(record: HookRecord) -> Self {
+        let spec = crate::secrets::masked(&record.spec);
+        HookView {
+            spec,
+            ..HookView::revealed(record)
+        }
+    }
+}
+
+impl HookView {
+    /// The view with its secrets in full: shown once, when they are made.
+    fn revealed(record: HookRecord) -> Self {
         HookView {
             id: record.id,
             enabled: record.enabled,
@@ -593,7 +607,13 @@ impl Host {
         let spec = self.checked_spec(spec).await?;
         self.inner.store.create_hook(&spec.to_record(&id)).await?;
         self.hook_changed();
-        self.hook(&id).await
+        self.reveal_secrets(&id).await
+    }
+
+    /// Hook `id` with its secrets in full: the explicit admin call that
+    /// reads them after they were first shown.
+    pub async fn reveal_secrets(&self, id: &str) -> HookResultView {
+        Ok(HookView::revealed(self.record(id).await?))
     }
 
     /// Create the hook `id`, or replace its definition (keeping its state).
@@ -602,6 +622,7 @@ impl Host {
         let Some(old) = self.inner.store.get_hook(id).await? else {
             return self.create_hook(Some(id.to_string()), spec).await;
         };
+        crate::secrets::keep_masked(&mut spec, &old.spec);
         if let (Some(new), Some(old)) = (
             spec.get_mut("webhook").and_then(Value::as_object_mut),
             old.spec.get("webhook"),
@@ -624,6 +645,7 @@ impl Host {
         let old = self.record(id).await?;
         let mut spec = old.spec.clone();
         json_patch::merge(&mut spec, &changes);
+        crate::secrets::keep_masked(&mut spec, &old.spec);
         let spec = self.checked_spec(spec).await?;
         self.replace_hook(old, &spec).await
     }
@@ -861,7 +883,9 @@ impl Host {
         webhook
             .secrets
             .retain(|e| e.expires_at.is_none_or(|at| at > now));
-        self.replace_hook(old, &spec).await
+        let id = old.id.clone();
+        self.replace_hook(old, &spec).await?;
+        self.reveal_secrets(&id).await
     }
 
     /// Send sample payloads (or `payload`) for `events` (every event the hook

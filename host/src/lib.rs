@@ -28,5 +28,6 @@ pub mod metrics;
 pub mod net;
 pub mod pipeline;
 pub mod runtime;
+pub mod secrets;
 pub mod store;
 pub mod sync;

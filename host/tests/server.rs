@@ -649,7 +649,39 @@ async fn hooks_deliveries_and_plugins_are_managed_over_the_api() {
 
     // Rotation: two secrets sign during the grace period, which must read
     // as a duration.
-    let old_key = patched.1["spec"]["webhook"]["signing_key"].clone();
+    // Reads mask secrets; the explicit call reveals them.
+    let masked = patched.1["spec"]["webhook"]["signing_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let revealed = server.get("/v1/hooks/billing/secrets").await;
+    let old_key = revealed["spec"]["webhook"]["signing_key"].clone();
+    assert_eq!(
+        wasmhooks::secrets::mask(old_key.as_str().unwrap()),
+        masked,
+        "the read showed the key masked"
+    );
+    assert!(!server
+        .get("/v1/hooks")
+        .await
+        .to_string()
+        .contains(old_key.as_str().unwrap()));
+    // A definition sent back as read keeps its stored secrets.
+    let read = server.get("/v1/hooks/billing").await;
+    let (status, _) = server
+        .call(
+            Method::PATCH,
+            "/v1/hooks/billing",
+            Some(json!({"webhook": read["spec"]["webhook"].clone()})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let again = server.get("/v1/hooks/billing/secrets").await;
+    assert_eq!(again["spec"]["webhook"]["signing_key"], old_key);
+    assert_eq!(
+        again["spec"]["webhook"]["secrets"],
+        revealed["spec"]["webhook"]["secrets"]
+    );
     let (status, body) = server
         .call(
             Method::POST,
@@ -776,6 +808,7 @@ async fn hooks_deliveries_and_plugins_are_managed_over_the_api() {
         "/v1/hooks/{id}",
         "/v1/hooks/{id}/test",
         "/v1/hooks/{id}/signing-key",
+        "/v1/hooks/{id}/secrets",
         "/v1/hooks/{id}/enable",
         "/v1/hooks/{id}/deliveries",
         "/v1/hooks/{id}/replay",

@@ -68,6 +68,7 @@ pub fn router(host: Host, tokens: Tokens, limits: BodyLimits) -> Router {
         )
         .route("/v1/hooks/{id}/test", post(test_hook))
         .route("/v1/hooks/{id}/signing-key", post(rotate_signing_key))
+        .route("/v1/hooks/{id}/secrets", get(reveal_secrets))
         .route("/v1/hooks/{id}/enable", post(enable_hook))
         .route("/v1/hooks/{id}/deliveries", get(list_deliveries))
         .route("/v1/hooks/{id}/replay", post(replay))
@@ -111,7 +112,7 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
     paths(
         emit, emit_batch, call_sync, event_types, register_event_type,
         list_hooks, create_hook, get_hook, update_hook, delete_hook, test_hook,
-        rotate_signing_key, enable_hook, list_deliveries, replay, get_replay, hook_stats,
+        rotate_signing_key, reveal_secrets, enable_hook, list_deliveries, replay, get_replay, hook_stats,
         get_delivery, retry_delivery, list_plugins, upload_plugin, delete_plugin,
         metrics, healthz, readyz
     ),
@@ -487,6 +488,16 @@ async fn rotate_signing_key(
             .rotate_signing_key(&id, request.scheme, request.grace)
             .await?,
     ))
+}
+
+/// A hook with its secrets in full (every other read masks them).
+#[utoipa::path(get, path = "/v1/hooks/{id}/secrets", tag = "hooks", params(("id" = String, Path)),
+    responses((status = 200, body = HookView), (status = 404, body = ErrorBody)))]
+async fn reveal_secrets(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<HookView>> {
+    Ok(Json(s.host.reveal_secrets(&id).await?))
 }
 
 /// Enable a hook again (after a 410, a failing window, or an operator).
