@@ -239,17 +239,27 @@ pub struct HookView {
 impl From<HookRecord> for HookView {
     /// The view every read gives: secrets masked.
     fn from(record: HookRecord) -> Self {
-        let spec = crate::secrets::masked(&record.spec);
+        let revealed = HookView::revealed(record);
         HookView {
-            spec,
-            ..HookView::revealed(record)
+            spec: crate::secrets::masked(&revealed.spec),
+            ..revealed
         }
     }
 }
 
 impl HookView {
     /// The view with its secrets in full: shown once, when they are made.
+    /// Standard Webhooks secrets past their grace period no longer sign,
+    /// so they are left out.
     fn revealed(record: HookRecord) -> Self {
+        let mut spec = record.spec;
+        if let Some(secrets) = spec
+            .pointer_mut("/webhook/secrets")
+            .and_then(Value::as_array_mut)
+        {
+            let now = now_ms();
+            secrets.retain(|s| s["expires_at"].as_i64().is_none_or(|at| at > now));
+        }
         HookView {
             id: record.id,
             enabled: record.enabled,
@@ -257,7 +267,7 @@ impl HookView {
             failing_since: record.failing_since,
             created_at: record.created_at,
             updated_at: record.updated_at,
-            spec: record.spec,
+            spec,
         }
     }
 }

@@ -264,3 +264,36 @@ async fn webhook_targets_in_blocked_ranges_are_refused_at_creation() {
     }
     host.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_mask_secrets_and_leave_expired_ones_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::start(config(dir.path(), None)).await.unwrap();
+    let (live, expired) = (
+        wasmhooks::delivery::signing::WebhookSecret::generate().to_text(),
+        wasmhooks::delivery::signing::WebhookSecret::generate().to_text(),
+    );
+    let created = host
+        .create_hook(
+            Some("h".into()),
+            json!({"events": ["PostSignIn"], "webhook": {"url": "http://127.0.0.1:9/hook",
+                "signing_key": "logto-key-0123456789",
+                "secrets": [{"secret": live}, {"secret": expired, "expires_at": now_ms() - 1000}]}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        created.spec["webhook"]["signing_key"], "logto-key-0123456789",
+        "shown once"
+    );
+    let read = host.hook("h").await.unwrap();
+    let text = read.spec.to_string();
+    assert!(
+        !text.contains("logto-key-0123456789") && !text.contains(&live),
+        "{text}"
+    );
+    let secrets = read.spec["webhook"]["secrets"].as_array().unwrap();
+    assert_eq!(secrets.len(), 1, "the expired secret is gone: {text}");
+    assert_eq!(secrets[0]["secret"], wasmhooks::secrets::mask(&live));
+    host.shutdown().await;
+}
