@@ -853,6 +853,31 @@ async fn hooks_deliveries_and_plugins_are_managed_over_the_api() {
         (status["in"].as_str(), status["required"].as_bool()),
         (Some("query"), Some(false))
     );
+    // The answers every operation can give are documented.
+    let hooks = &openapi["paths"]["/v1/hooks"];
+    for code in ["401", "403", "500", "503"] {
+        assert!(
+            hooks["get"]["responses"][code].is_object(),
+            "GET /v1/hooks {code}"
+        );
+    }
+    for code in ["400", "413"] {
+        assert!(
+            hooks["post"]["responses"][code].is_object(),
+            "POST /v1/hooks {code}"
+        );
+    }
+    assert!(openapi["paths"]["/healthz"]["get"]["responses"]["401"].is_null());
+    assert!(
+        openapi["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
+            ["application/openmetrics-text; version=1.0.0; charset=utf-8"]
+            .is_object()
+    );
+    let details = &openapi["components"]["schemas"]["ErrorDetail"]["properties"]["details"];
+    assert!(
+        details.to_string().contains("null"),
+        "details may be null: {details}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

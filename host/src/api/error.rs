@@ -36,7 +36,7 @@ pub struct ErrorDetail {
     /// What is wrong, for a person.
     pub message: String,
     /// More about it (which field, which hooks); `null` when nothing more.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub details: Value,
 }
 

@@ -132,6 +132,62 @@ impl utoipa::Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+        document_common_errors(openapi);
+    }
+}
+
+/// Paths that answer without a token.
+const OPEN_PATHS: [&str; 3] = ["/healthz", "/readyz", "/openapi.json"];
+
+/// Add the answers every operation can give to each one that does not
+/// list them: 401 and 403 (tokens), 413 and 400 (bodies), 500 and 503.
+fn document_common_errors(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{RefOr, ResponseBuilder};
+    let error = |what: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(what)
+                .content(
+                    "application/json",
+                    utoipa::openapi::ContentBuilder::new()
+                        .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build(),
+        )
+    };
+    for (path, item) in openapi.paths.paths.iter_mut() {
+        let secured = !OPEN_PATHS.contains(&path.as_str());
+        for operation in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let mut common = vec![
+                ("500", "The server failed; the body holds a correlation id"),
+                ("503", "Busy: try again after `Retry-After`"),
+            ];
+            if secured {
+                common.push(("401", "No valid bearer token"));
+                common.push(("403", "The token's role may not call this"));
+            }
+            if operation.request_body.is_some() {
+                common.push(("400", "The body is malformed or breaks a rule"));
+                common.push(("413", "The body is over its size cap"));
+            }
+            for (status, what) in common {
+                operation
+                    .responses
+                    .responses
+                    .entry(status.to_string())
+                    .or_insert_with(|| error(what));
+            }
+        }
     }
 }
 
@@ -725,7 +781,7 @@ async fn delete_plugin(
 
 /// Prometheus metrics.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, content_type = "text/plain", body = String)))]
+    responses((status = 200, content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String)))]
 async fn metrics(State(s): State<AppState>) -> ApiResult<Response> {
     let text = s.host.metrics().await?;
     Ok((
