@@ -406,7 +406,7 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
         .await;
     assert_eq!(
         (status, error_code(&body)),
-        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field")
+        (StatusCode::BAD_REQUEST, "invalid_field")
     );
     assert!(body["error"]["message"].as_str().unwrap().contains("extra"));
     let (status, body) = server

@@ -142,7 +142,15 @@ impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         let status = rejection.status();
         let code = match &rejection {
-            JsonRejection::JsonDataError(_) => "invalid_field",
+            // A body that is JSON but not of the request's shape is the
+            // same mistake as any other invalid field: 400 everywhere.
+            JsonRejection::JsonDataError(_) => {
+                return ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_field",
+                    rejection.body_text(),
+                )
+            }
             JsonRejection::JsonSyntaxError(_) => "malformed_json",
             JsonRejection::MissingJsonContentType(_) => "unsupported_media_type",
             _ => return body_error(status, rejection.body_text()),
