@@ -878,6 +878,9 @@ async fn hooks_deliveries_and_plugins_are_managed_over_the_api() {
         details.to_string().contains("null"),
         "details may be null: {details}"
     );
+    // The schemas carry the limits the server enforces.
+    let emit = &openapi["components"]["schemas"]["EmitRequest"]["properties"];
+    assert_eq!(emit["event"]["minLength"], 1, "{emit}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -270,13 +270,16 @@ impl<'de> Deserialize<'de> for Time {
 #[serde(deny_unknown_fields)]
 struct EmitRequest {
     /// Event name: one of Logto's or a registered custom name.
+    #[schema(min_length = 1, max_length = 128)]
     event: String,
     /// The payload, a JSON object.
     #[schema(value_type = Object)]
     payload: Value,
-    /// Idempotency id: posting the same id again changes nothing and answers
-    /// with the first result.
+    /// Idempotency id: posting the same event again under it changes
+    /// nothing and answers with the first result; another event under it is
+    /// a 409.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")]
     id: Option<String>,
     /// When it happened (default: now).
     #[serde(default, rename = "createdAt")]
@@ -732,6 +735,7 @@ async fn list_plugins(State(s): State<AppState>) -> ApiResult<Json<PluginList>> 
 #[serde(deny_unknown_fields)]
 struct UploadParams {
     /// Name hooks refer to the plugin by.
+    #[param(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")]
     name: String,
 }
 
