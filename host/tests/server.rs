@@ -791,15 +791,20 @@ async fn hooks_deliveries_and_plugins_are_managed_over_the_api() {
         .await
         .unwrap();
     assert_eq!(ready.status(), StatusCode::OK);
-    let openapi: Value = server
+    let document = server
         .http
         .get(format!("{}/openapi.json", server.url))
         .send()
         .await
         .unwrap()
-        .json()
+        .text()
         .await
         .unwrap();
+    // It reads as an OpenAPI 3.1 document: every object of the right type,
+    // with the fields the specification requires.
+    let spec = oas3::from_json(&document).expect("a valid OpenAPI 3.1 document");
+    assert!(spec.openapi.starts_with("3.1"), "{}", spec.openapi);
+    let openapi: Value = serde_json::from_str(&document).unwrap();
     for path in [
         "/v1/events",
         "/v1/events/batch",
