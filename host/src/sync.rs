@@ -325,13 +325,7 @@ impl SyncEngine {
                     tokio::spawn(async move {
                         match read_table(&store).await {
                             Ok(table) => {
-                                let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
-                                if generation.load(Ordering::Acquire) == began {
-                                    *slot = Some(Loaded {
-                                        at: Instant::now(),
-                                        table: Arc::new(table),
-                                    });
-                                }
+                                keep(&slot, &generation, began, table);
                             }
                             Err(e) => {
                                 tracing::warn!(error = %e, "reading sync hooks failed; loaded ones kept")
@@ -343,20 +337,30 @@ impl SyncEngine {
                 Ok(table)
             }
             None => {
+                let began = self.generation.load(Ordering::Acquire);
                 let table = read_table(&self.store).await?;
-                Ok(keep(&self.table, table))
+                Ok(keep(&self.table, &self.generation, began, table))
             }
         }
     }
 }
 
-/// Keep `table` as the loaded hooks, and hand it back.
-fn keep(slot: &Mutex<Option<Loaded>>, table: Table) -> Arc<Table> {
+/// Keep `table`, read when the generation was `began`, as the loaded
+/// hooks unless an invalidation came since; hand it back either way.
+fn keep(
+    slot: &Mutex<Option<Loaded>>,
+    generation: &AtomicU64,
+    began: u64,
+    table: Table,
+) -> Arc<Table> {
     let table = Arc::new(table);
-    *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(Loaded {
-        at: Instant::now(),
-        table: table.clone(),
-    });
+    let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+    if generation.load(Ordering::Acquire) == began {
+        *slot = Some(Loaded {
+            at: Instant::now(),
+            table: table.clone(),
+        });
+    }
     table
 }
 

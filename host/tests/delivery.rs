@@ -147,6 +147,39 @@ fn numbered(name: &str, count: u64) -> Vec<NewEvent> {
         .collect()
 }
 
+/// A receiver at `/ordered` keeping the `n` of each body it accepts, in
+/// arrival order, and counting every request; with `fail_every`, each
+/// request whose count is a multiple of it answers 500 instead.
+async fn numbered_receiver(
+    fail_every: Option<usize>,
+) -> (
+    Receiver,
+    Arc<Mutex<Vec<u64>>>,
+    Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let received = Arc::new(Mutex::new(Vec::<u64>::new()));
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let router = {
+        let (received, calls) = (received.clone(), calls.clone());
+        Router::new().route(
+            "/ordered",
+            post(move |body: Bytes| {
+                let (received, calls) = (received.clone(), calls.clone());
+                async move {
+                    let call = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                    if fail_every.is_some_and(|every| call % every == 0) {
+                        return StatusCode::INTERNAL_SERVER_ERROR;
+                    }
+                    let body: Value = serde_json::from_slice(&body).unwrap();
+                    received.lock().unwrap().push(body["n"].as_u64().unwrap());
+                    StatusCode::OK
+                }
+            }),
+        )
+    };
+    (Receiver::start(router).await, received, calls)
+}
+
 fn interaction() -> Value {
     json!({
         "event": "PostSignIn", "interactionEvent": "SignIn", "sessionId": "Xn3",
@@ -758,26 +791,7 @@ async fn the_running_dispatcher_delivers_new_work_and_drains_on_shutdown() {
 async fn ordered_delivery_keeps_order_through_failures() {
     // The receiver fails every third request; a later message must never
     // overtake an earlier one that is waiting for its retry.
-    let received = Arc::new(Mutex::new(Vec::<u64>::new()));
-    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let router = {
-        let (received, calls) = (received.clone(), calls.clone());
-        Router::new().route(
-            "/ordered",
-            post(move |body: Bytes| {
-                let (received, calls) = (received.clone(), calls.clone());
-                async move {
-                    if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) % 3 == 2 {
-                        return StatusCode::INTERNAL_SERVER_ERROR;
-                    }
-                    let body: Value = serde_json::from_slice(&body).unwrap();
-                    received.lock().unwrap().push(body["n"].as_u64().unwrap());
-                    StatusCode::OK
-                }
-            }),
-        )
-    };
-    let receiver = Receiver::start(router).await;
+    let (receiver, received, calls) = numbered_receiver(Some(3)).await;
     let h = harness().await;
     h.hook(
         "h",
@@ -1001,22 +1015,7 @@ async fn retries_run_at_their_due_time_not_at_the_next_poll() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ordered_hook_sends_the_next_event_as_soon_as_the_last_is_done() {
-    let received = Arc::new(Mutex::new(Vec::<u64>::new()));
-    let router = {
-        let received = received.clone();
-        Router::new().route(
-            "/ordered",
-            post(move |body: Bytes| {
-                let received = received.clone();
-                async move {
-                    let body: Value = serde_json::from_slice(&body).unwrap();
-                    received.lock().unwrap().push(body["n"].as_u64().unwrap());
-                    StatusCode::OK
-                }
-            }),
-        )
-    };
-    let receiver = Receiver::start(router).await;
+    let (receiver, received, _) = numbered_receiver(None).await;
     let h = harness().await;
     h.hook(
         "h",

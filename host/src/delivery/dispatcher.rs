@@ -577,16 +577,10 @@ impl Dispatcher {
         };
         let timeout = self.pipeline.plugins().runtime().limits().timeout;
         let budget = timeout * hook.steps.len().max(1) as u32;
-        let ran = if hook.steps.is_empty() {
-            Ran::Deliver {
-                payload: claimed.payload.clone(),
-                headers: Vec::new(),
-            }
-        } else {
-            self.pipeline
-                .deliver(&hook.steps, &event, claimed.payload.clone(), budget)
-                .await?
-        };
+        let ran = self
+            .pipeline
+            .deliver(&hook.steps, &event, claimed.payload.clone(), budget)
+            .await?;
         Ok(match ran {
             Ran::Deliver { payload, headers } => {
                 let value: serde_json::Value =
