@@ -16,11 +16,21 @@ pub mod db;
 pub mod script;
 pub mod serve;
 
-/// The workspace root.
+/// The workspace root: the parent of the package whose test is running
+/// (cargo names it in `CARGO_MANIFEST_DIR` when it runs a test), or of this
+/// crate where it was compiled. The running package comes first, so a
+/// checkout reusing another one's build directory still finds its own files.
 pub fn workspace_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ sits in the workspace root")
+    static ROOT: OnceLock<PathBuf> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        let package = std::env::var_os("CARGO_MANIFEST_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+        package
+            .parent()
+            .expect("every package sits in the workspace root")
+            .to_path_buf()
+    })
 }
 
 /// Path of the compiled plugin `name` (the crate name under `plugins/`).

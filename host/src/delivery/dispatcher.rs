@@ -183,13 +183,15 @@ impl Dispatcher {
     /// Each round claims what the endpoints can start now, and sleeps until
     /// an attempt ends, new work is announced, the earliest due time or the
     /// next rate slot comes, whichever is first: no wake-up is lost, since
-    /// the waits are armed before each claim.
+    /// the waits are armed before each claim. The earliest due time is read
+    /// beside the loop, so the next claim need not wait for it.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let tasks = TaskTracker::new();
         tasks.spawn(self.clone().heartbeat(shutdown.clone()));
         let max = self.settings.max_in_flight;
         let mut claim = true;
         let mut wake_at = tokio::time::Instant::now();
+        let mut next_wake: Option<tokio::task::JoinHandle<Option<tokio::time::Instant>>> = None;
         while !shutdown.is_cancelled() {
             let finished = self.finished.notified();
             tokio::pin!(finished);
@@ -198,7 +200,7 @@ impl Dispatcher {
             if claim && room > 0 {
                 wake_at = tokio::time::Instant::now() + self.settings.idle_poll;
                 let free = self.endpoints.free(true);
-                let wanted = room.min(max).min(500);
+                let wanted = room.min(max).min(free.claimable()).min(500);
                 match self
                     .store
                     .claim_free(&self.settings.owner, wanted, self.settings.lease, &free)
@@ -213,29 +215,49 @@ impl Dispatcher {
                             // There may be more: claim again at once.
                             continue;
                         }
-                        if let Some(at) = self.next_wake(&self.endpoints.free(true)).await {
-                            wake_at = wake_at.min(at);
+                        if let Some(earlier) = next_wake.replace(tokio::spawn({
+                            let this = self.clone();
+                            async move { this.next_wake(&this.endpoints.free(true)).await }
+                        })) {
+                            earlier.abort();
                         }
                     }
                     Err(e) => tracing::error!(error = %e, "claiming deliveries failed"),
                 }
             }
             let idle = wake_at.saturating_duration_since(tokio::time::Instant::now());
+            let looked_up = async {
+                match next_wake.as_mut() {
+                    Some(lookup) => lookup.await.ok().flatten(),
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 // An attempt ended: claim again only if an endpoint can
                 // take a batch now; the next due time stands.
                 () = &mut finished => claim = self.endpoints.any_free(),
                 // New work, or the next due time came.
                 () = self.store.wait_for_work(idle) => claim = true,
+                at = looked_up => {
+                    next_wake = None;
+                    if let Some(at) = at {
+                        wake_at = wake_at.min(at);
+                    }
+                    claim = false;
+                }
                 () = shutdown.cancelled() => {}
             }
+        }
+        if let Some(lookup) = next_wake {
+            lookup.abort();
         }
         tasks.close();
         tasks.wait().await;
     }
 
-    /// When to look again after a claim found nothing to take: the earliest
-    /// due time of an endpoint with a free slot, or the next rate slot.
+    /// When to look again after a claim found nothing more to take: the
+    /// earliest due time of an endpoint with a free slot, or the next rate
+    /// slot.
     async fn next_wake(&self, free: &FreeSlots) -> Option<tokio::time::Instant> {
         let next_start = self.endpoints.next_start();
         let due = match self.store.next_due(free).await {

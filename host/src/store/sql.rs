@@ -296,14 +296,20 @@ pub(crate) fn claim_within_free_slots() -> String {
     )
 }
 
-/// The next delivery of a hook with a free slot to fall due (its due time
-/// is the third column).
+/// The deliveries of hooks with a free slot, in the order they fall due
+/// (the id is the first column, the due time the third); the first is the
+/// next. SQLite reads on past those its dispatcher holds and has not yet
+/// leased; PostgreSQL takes the first alone.
 /// Params: a time far ahead (as "now"), free slots, default free; `?2` is
 /// unused and sent as NULL so the numbering matches the claim's.
 pub(crate) fn next_due_with_free_slots(dialect: Dialect) -> String {
+    let limit = match dialect {
+        Dialect::Sqlite => "",
+        Dialect::Postgres => " LIMIT 1",
+    };
     format!(
         "WITH slots AS ({free}) {DUE_WITH_FREE_SLOTS}
-           AND CAST(?2 AS BIGINT) IS NULL ORDER BY d.due_at LIMIT 1",
+           AND CAST(?2 AS BIGINT) IS NULL ORDER BY d.due_at{limit}",
         free = free_slots(dialect)
     )
 }

@@ -10,6 +10,7 @@
 //! One process uses a database file at a time; to run several hosts, use the
 //! PostgreSQL backend.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -103,21 +104,27 @@ where
     }
 }
 
-/// Lease `ids` to `owner` until `lease` after `now`, and read them back with
-/// their events.
+/// Lease `ids` to `owner` until `lease` after `now`.
 fn take_leases(
     conn: &Connection,
-    ids: Vec<String>,
+    ids: &[String],
     owner: &str,
     now: Millis,
     lease: Duration,
-) -> StoreResult<Vec<Claimed>> {
+) -> StoreResult<()> {
     let mut take = conn.prepare_cached(sql::TAKE_LEASE)?;
+    for id in ids {
+        take.execute(params![id, owner, after(now, lease), now])?;
+    }
+    Ok(())
+}
+
+/// Deliveries `ids` with their events, as claimed.
+fn read_claimed(conn: &Connection, ids: &[String]) -> StoreResult<Vec<Claimed>> {
     let mut fetch = conn.prepare_cached(&sql::select_claimed())?;
     let mut claimed = Vec::with_capacity(ids.len());
     for id in ids {
-        take.execute(params![id, owner, after(now, lease), now])?;
-        claimed.push(fetch.query_row([&id], |r| {
+        claimed.push(fetch.query_row([id], |r| {
             Ok(Claimed {
                 delivery: delivery_from_row(r)?,
                 event_name: r.get(10)?,
@@ -128,6 +135,52 @@ fn take_leases(
         })?);
     }
     Ok(claimed)
+}
+
+/// Deliveries the dispatcher has claimed and not yet finished. One process
+/// works a SQLite file, so this set is the first lease table a claim
+/// checks: [`Store::claim_free`] holds what it takes here at once, and its
+/// lease rows are written behind it, ahead of any later write about them.
+/// A held delivery stays held until its attempt ends, so its lease running
+/// out does not let a second attempt start beside it.
+///
+/// A claim keeps the set locked from before its read until it has taken
+/// its rows, and a delivery leaves the set only after its result is
+/// committed: so a claim either reads that result or finds the delivery
+/// still held, never an older row of a delivery already let go.
+#[derive(Default)]
+struct Held(tokio::sync::Mutex<HashSet<String>>);
+
+impl Held {
+    /// Run `read` with the set locked, on a blocking thread, and hold the
+    /// delivery ids it returns that are not held yet; `read` gets the ids
+    /// back to load them, and nothing stays held if it fails.
+    fn take<T>(
+        &self,
+        ids: impl FnOnce() -> StoreResult<Vec<String>>,
+        load: impl FnOnce(&[String]) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let mut held = self.0.blocking_lock();
+        let ids: Vec<String> = ids()?.into_iter().filter(|id| !held.contains(id)).collect();
+        let loaded = load(&ids)?;
+        held.extend(ids);
+        Ok(loaded)
+    }
+
+    /// Those of `ids` not held. For a claim on the writer, which sees every
+    /// committed lease: only those held and not yet written can hide.
+    fn not_held(&self, ids: Vec<String>) -> Vec<String> {
+        let held = self.0.blocking_lock();
+        ids.into_iter().filter(|id| !held.contains(id)).collect()
+    }
+
+    /// Let `ids` go, once what ended their attempts is committed.
+    async fn release(&self, ids: impl IntoIterator<Item = &String>) {
+        let mut held = self.0.lock().await;
+        for id in ids {
+            held.remove(id);
+        }
+    }
 }
 
 /// The SQLite store.
@@ -141,6 +194,7 @@ pub struct SqliteStore {
     /// [`MAX_QUEUED_INGEST`], so a burst the disk cannot keep up with is
     /// refused rather than held in memory.
     queued: Arc<AtomicUsize>,
+    held: Arc<Held>,
 }
 
 /// Waiting writes past which ingest answers busy.
@@ -191,6 +245,7 @@ impl SqliteStore {
             limits,
             work: Arc::new(Notify::new()),
             queued,
+            held: Arc::default(),
         })
     }
 
@@ -218,6 +273,17 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
+        self.send(work, durable)?
+            .await
+            .map_err(|_| StoreError::Database("the writer thread dropped a request".into()))?
+    }
+
+    /// Queue `work` for the writer; the answer comes after its commit.
+    fn send<T, F>(&self, work: F, durable: bool) -> StoreResult<oneshot::Receiver<StoreResult<T>>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
         let job = Box::new(Pending {
             work: Some(work),
@@ -232,9 +298,7 @@ impl SqliteStore {
             .unwrap_or_else(|p| p.into_inner())
             .send(job)
             .map_err(|_| StoreError::Database("the writer thread has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Database("the writer thread dropped a request".into()))?
+        Ok(answer)
     }
 
     /// Run `work` on a read connection.
@@ -268,14 +332,15 @@ fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Box<dyn Job>>, queued: &At
         let mut batch = vec![first];
         // Under concurrent load, callers resubmit just after their reply;
         // waiting a moment for them makes one fsync serve many. An idle
-        // writer commits at once.
+        // writer commits at once, and so does one holding a lease job: a
+        // claim is on the dispatcher's critical path.
         let gather_until = Instant::now()
             + if last_batch > 1 {
                 GATHER
             } else {
                 Duration::ZERO
             };
-        while batch.len() < MAX_BATCH {
+        while batch.len() < MAX_BATCH && batch.iter().all(|job| job.durable()) {
             let left = gather_until.saturating_duration_since(Instant::now());
             match jobs.recv_timeout(left) {
                 Ok(job) => {
@@ -285,38 +350,61 @@ fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Box<dyn Job>>, queued: &At
                 Err(_) => break,
             }
         }
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => {
+                    queued.fetch_sub(1, Ordering::AcqRel);
+                    batch.push(job)
+                }
+                Err(_) => break,
+            }
+        }
         last_batch = batch.len();
-        // WAL with `synchronous = NORMAL` survives a killed process, only
-        // not the machine's crash: enough for a batch of leases alone.
-        let durable = batch.iter().any(|job| job.durable());
-        if durable != synced {
-            let mode = if durable { "FULL" } else { "NORMAL" };
-            if conn
-                .execute_batch(&format!("PRAGMA synchronous = {mode}"))
-                .is_ok()
+        // Leases first, in a transaction of their own that does not wait
+        // for the disk: WAL with `synchronous = NORMAL` survives a killed
+        // process, only not the machine's crash, which is enough for a
+        // lease. The durable writes then commit with a full sync.
+        let (leases, durable): (Vec<_>, Vec<_>) = batch.into_iter().partition(|job| !job.durable());
+        for (group, durable) in [(leases, false), (durable, true)] {
+            if group.is_empty() {
+                continue;
+            }
+            if durable != synced
+                && conn
+                    .execute_batch(if durable {
+                        "PRAGMA synchronous = FULL"
+                    } else {
+                        "PRAGMA synchronous = NORMAL"
+                    })
+                    .is_ok()
             {
                 synced = durable;
             }
+            commit_group(&conn, group);
         }
-        let commit = conn
-            .execute_batch("BEGIN IMMEDIATE")
-            .map_err(StoreError::from)
-            .and_then(|()| {
-                for job in batch.iter_mut() {
-                    job.run(&conn).map_err(|()| {
-                        StoreError::Database(
-                            "a write in this transaction failed; nothing was written".into(),
-                        )
-                    })?;
-                }
-                conn.execute_batch("COMMIT").map_err(StoreError::from)
-            });
-        if commit.is_err() {
-            let _ = conn.execute_batch("ROLLBACK");
-        }
-        for job in batch {
-            job.finish(&commit);
-        }
+    }
+}
+
+/// Run `group` in one transaction and tell each job how it ended.
+fn commit_group(conn: &Connection, mut group: Vec<Box<dyn Job>>) {
+    let commit = conn
+        .execute_batch("BEGIN IMMEDIATE")
+        .map_err(StoreError::from)
+        .and_then(|()| {
+            for job in group.iter_mut() {
+                job.run(conn).map_err(|()| {
+                    StoreError::Database(
+                        "a write in this transaction failed; nothing was written".into(),
+                    )
+                })?;
+            }
+            conn.execute_batch("COMMIT").map_err(StoreError::from)
+        });
+    if commit.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    for job in group {
+        job.finish(&commit);
     }
 }
 
@@ -753,18 +841,24 @@ impl Store for SqliteStore {
     }
 
     async fn claim(&self, owner: &str, limit: usize, lease: Duration) -> StoreResult<Vec<Claimed>> {
-        let owner = owner.to_string();
+        let (owner, held) = (owner.to_string(), self.held.clone());
         self.write_lease(move |conn| {
             let now = now_ms();
             let ids: Vec<String> = conn
                 .prepare_cached(sql::DUE_DELIVERIES)?
                 .query_map(params![now, limit as i64], |r| r.get(0))?
                 .collect::<Result<_, _>>()?;
-            take_leases(conn, ids, &owner, now, lease)
+            let ids = held.not_held(ids);
+            take_leases(conn, &ids, &owner, now, lease)?;
+            read_claimed(conn, &ids)
         })
         .await
     }
 
+    /// Read on a reader what is due, hold it in memory and queue its
+    /// leases without waiting for their commit: a claim costs the writer
+    /// nothing the dispatcher waits for. The leases are written before the
+    /// attempts' results, which come later on the same queue.
     async fn claim_free(
         &self,
         owner: &str,
@@ -772,33 +866,74 @@ impl Store for SqliteStore {
         lease: Duration,
         free: &FreeSlots,
     ) -> StoreResult<Vec<Claimed>> {
-        let owner = owner.to_string();
         let (slots, default) = (free.to_json(), free.default);
-        self.write_lease(move |conn| {
-            let now = now_ms();
-            let candidates = limit.saturating_mul(CANDIDATES_PER_CLAIM);
-            let ids: Vec<String> = conn
-                .prepare_cached(&sql::due_within_free_slots())?
-                .query_map(
-                    params![now, limit as i64, slots, default, candidates as i64],
-                    |r| r.get(0),
-                )?
-                .collect::<Result<_, _>>()?;
-            take_leases(conn, ids, &owner, now, lease)
-        })
-        .await
+        let held = self.held.clone();
+        let (now, mut claimed) = self
+            .read(move |conn| {
+                let now = now_ms();
+                let candidates = limit.saturating_mul(CANDIDATES_PER_CLAIM);
+                let claimed = held.take(
+                    || {
+                        Ok(conn
+                            .prepare_cached(&sql::due_within_free_slots())?
+                            .query_map(
+                                params![now, limit as i64, slots, default, candidates as i64],
+                                |r| r.get(0),
+                            )?
+                            .collect::<Result<_, _>>()?)
+                    },
+                    |ids| read_claimed(conn, ids),
+                )?;
+                Ok((now, claimed))
+            })
+            .await?;
+        if claimed.is_empty() {
+            return Ok(claimed);
+        }
+        let ids: Vec<String> = claimed.iter().map(|c| c.delivery.id.clone()).collect();
+        let owner = owner.to_string();
+        let leased = self.send(
+            move |conn| take_leases(conn, &ids, &owner, now, lease),
+            false,
+        );
+        match leased {
+            Ok(answer) => {
+                tokio::spawn(async move {
+                    if let Ok(Err(e)) = answer.await {
+                        tracing::error!(error = %e, "writing claimed leases failed");
+                    }
+                });
+            }
+            Err(e) => {
+                self.held
+                    .release(claimed.iter().map(|c| &c.delivery.id))
+                    .await;
+                return Err(e);
+            }
+        }
+        for c in &mut claimed {
+            c.delivery.status = DeliveryStatus::InFlight;
+            c.delivery.due_at = Some(after(now, lease));
+        }
+        Ok(claimed)
     }
 
     async fn next_due(&self, free: &FreeSlots) -> StoreResult<Option<Millis>> {
         let (slots, default) = (free.to_json(), free.default);
+        let held = self.held.clone();
         self.read(move |conn| {
-            Ok(conn
-                .prepare_cached(&sql::next_due_with_free_slots(Dialect::Sqlite))?
-                .query_row(
-                    params![Millis::MAX, Option::<i64>::None, slots, default],
-                    |r| r.get(2),
-                )
-                .optional()?)
+            let mut next = conn.prepare_cached(&sql::next_due_with_free_slots(Dialect::Sqlite))?;
+            let mut rows = next.query(params![Millis::MAX, Option::<i64>::None, slots, default])?;
+            let held = held.0.blocking_lock();
+            let now = now_ms();
+            while let Some(row) = rows.next()? {
+                // Due now yet held: its attempt is on; its lease is being written.
+                let due: Millis = row.get(2)?;
+                if due > now || !held.contains(&row.get::<_, String>(0)?) {
+                    return Ok(Some(due));
+                }
+            }
+            Ok(None)
         })
         .await
     }
@@ -827,54 +962,59 @@ impl Store for SqliteStore {
         let (owner, id) = (owner.to_string(), delivery_id.to_string());
         let max_body = self.limits.max_logged_body_bytes;
         let retry = matches!(next, Next::Retry { .. } | Next::Deferred { .. });
-        self.write(move |conn| {
-            let now = now_ms();
-            let after = sql::after_attempt(&next, attempt.as_ref(), now);
-            let updated = conn.prepare_cached(sql::FINISH_ATTEMPT)?.execute(params![
-                id,
-                owner,
-                after.status.as_str(),
-                after.due_at,
-                after.error,
-                now,
-                after.finished_at,
-                after.counted
-            ])?;
-            if updated == 0 {
-                let exists = conn
-                    .query_row(sql::EXISTS_DELIVERY, [&id], |_| Ok(()))
-                    .optional()?;
-                return Err(match exists {
-                    Some(()) => StoreError::LeaseLost(id),
-                    None => not_found("delivery", &id),
-                });
-            }
-            let Some(attempt) = attempt else {
-                return Ok(());
-            };
-            if attempt.sent() {
-                conn.prepare_cached(sql::ENDPOINT_HEALTH)?.execute(params![
+        let released = id.clone();
+        let finished = self
+            .write(move |conn| {
+                let now = now_ms();
+                let after = sql::after_attempt(&next, attempt.as_ref(), now);
+                let updated = conn.prepare_cached(sql::FINISH_ATTEMPT)?.execute(params![
                     id,
-                    attempt.success,
-                    now
+                    owner,
+                    after.status.as_str(),
+                    after.due_at,
+                    after.error,
+                    now,
+                    after.finished_at,
+                    after.counted
                 ])?;
-            }
-            conn.prepare_cached(sql::INSERT_ATTEMPT)?.execute(params![
-                id,
-                attempt.started_at,
-                attempt.duration_ms as i64,
-                headers_json(&attempt.request_headers),
-                cap_body(Some(attempt.request_body), max_body),
-                attempt.response_status,
-                headers_json(&attempt.response_headers),
-                cap_body(attempt.response_body, max_body),
-                attempt.error_kind,
-                attempt.error_message,
-                attempt.success
-            ])?;
-            Ok(())
-        })
-        .await?;
+                if updated == 0 {
+                    let exists = conn
+                        .query_row(sql::EXISTS_DELIVERY, [&id], |_| Ok(()))
+                        .optional()?;
+                    return Err(match exists {
+                        Some(()) => StoreError::LeaseLost(id),
+                        None => not_found("delivery", &id),
+                    });
+                }
+                let Some(attempt) = attempt else {
+                    return Ok(());
+                };
+                if attempt.sent() {
+                    conn.prepare_cached(sql::ENDPOINT_HEALTH)?.execute(params![
+                        id,
+                        attempt.success,
+                        now
+                    ])?;
+                }
+                conn.prepare_cached(sql::INSERT_ATTEMPT)?.execute(params![
+                    id,
+                    attempt.started_at,
+                    attempt.duration_ms as i64,
+                    headers_json(&attempt.request_headers),
+                    cap_body(Some(attempt.request_body), max_body),
+                    attempt.response_status,
+                    headers_json(&attempt.response_headers),
+                    cap_body(attempt.response_body, max_body),
+                    attempt.error_kind,
+                    attempt.error_message,
+                    attempt.success
+                ])?;
+                Ok(())
+            })
+            .await;
+        // However it ended, this attempt no longer holds the delivery.
+        self.held.release([&released]).await;
+        finished?;
         if retry {
             self.work.notify_one();
         }
