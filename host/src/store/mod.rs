@@ -13,6 +13,7 @@
 //! written in one transaction; claiming takes a lease and commits at once,
 //! so no lock or transaction is held while a webhook is being sent.
 
+mod held;
 pub mod postgres;
 mod sql;
 pub mod sqlite;

@@ -10,7 +10,6 @@
 //! One process uses a database file at a time; to run several hosts, use the
 //! PostgreSQL backend.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -19,6 +18,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use tokio::sync::{oneshot, Notify};
 
+use super::held::Held;
 use super::sql::{self, Dialect};
 use super::types::*;
 use super::{FreeSlots, Store, StoreError, StoreResult, CANDIDATES_PER_CLAIM};
@@ -135,52 +135,6 @@ fn read_claimed(conn: &Connection, ids: &[String]) -> StoreResult<Vec<Claimed>> 
         })?);
     }
     Ok(claimed)
-}
-
-/// Deliveries the dispatcher has claimed and not yet finished. One process
-/// works a SQLite file, so this set is the first lease table a claim
-/// checks: [`Store::claim_free`] holds what it takes here at once, and its
-/// lease rows are written behind it, ahead of any later write about them.
-/// A held delivery stays held until its attempt ends, so its lease running
-/// out does not let a second attempt start beside it.
-///
-/// A claim keeps the set locked from before its read until it has taken
-/// its rows, and a delivery leaves the set only after its result is
-/// committed: so a claim either reads that result or finds the delivery
-/// still held, never an older row of a delivery already let go.
-#[derive(Default)]
-struct Held(tokio::sync::Mutex<HashSet<String>>);
-
-impl Held {
-    /// Run `read` with the set locked, on a blocking thread, and hold the
-    /// delivery ids it returns that are not held yet; `read` gets the ids
-    /// back to load them, and nothing stays held if it fails.
-    fn take<T>(
-        &self,
-        ids: impl FnOnce() -> StoreResult<Vec<String>>,
-        load: impl FnOnce(&[String]) -> StoreResult<T>,
-    ) -> StoreResult<T> {
-        let mut held = self.0.blocking_lock();
-        let ids: Vec<String> = ids()?.into_iter().filter(|id| !held.contains(id)).collect();
-        let loaded = load(&ids)?;
-        held.extend(ids);
-        Ok(loaded)
-    }
-
-    /// Those of `ids` not held. For a claim on the writer, which sees every
-    /// committed lease: only those held and not yet written can hide.
-    fn not_held(&self, ids: Vec<String>) -> Vec<String> {
-        let held = self.0.blocking_lock();
-        ids.into_iter().filter(|id| !held.contains(id)).collect()
-    }
-
-    /// Let `ids` go, once what ended their attempts is committed.
-    async fn release(&self, ids: impl IntoIterator<Item = &String>) {
-        let mut held = self.0.lock().await;
-        for id in ids {
-            held.remove(id);
-        }
-    }
 }
 
 /// The SQLite store.
@@ -848,7 +802,7 @@ impl Store for SqliteStore {
                 .prepare_cached(sql::DUE_DELIVERIES)?
                 .query_map(params![now, limit as i64], |r| r.get(0))?
                 .collect::<Result<_, _>>()?;
-            let ids = held.not_held(ids);
+            let ids: Vec<String> = ids.into_iter().filter(|id| !held.holds(id)).collect();
             take_leases(conn, &ids, &owner, now, lease)?;
             read_claimed(conn, &ids)
         })
@@ -905,9 +859,7 @@ impl Store for SqliteStore {
                 });
             }
             Err(e) => {
-                self.held
-                    .release(claimed.iter().map(|c| &c.delivery.id))
-                    .await;
+                self.held.release(claimed.iter().map(|c| &c.delivery.id));
                 return Err(e);
             }
         }
@@ -924,12 +876,11 @@ impl Store for SqliteStore {
         self.read(move |conn| {
             let mut next = conn.prepare_cached(&sql::next_due_with_free_slots(Dialect::Sqlite))?;
             let mut rows = next.query(params![Millis::MAX, Option::<i64>::None, slots, default])?;
-            let held = held.0.blocking_lock();
             let now = now_ms();
             while let Some(row) = rows.next()? {
                 // Due now yet held: its attempt is on; its lease is being written.
                 let due: Millis = row.get(2)?;
-                if due > now || !held.contains(&row.get::<_, String>(0)?) {
+                if due > now || !held.holds(&row.get::<_, String>(0)?) {
                     return Ok(Some(due));
                 }
             }
@@ -1013,7 +964,7 @@ impl Store for SqliteStore {
             })
             .await;
         // However it ended, this attempt no longer holds the delivery.
-        self.held.release([&released]).await;
+        self.held.release([&released]);
         finished?;
         if retry {
             self.work.notify_one();
