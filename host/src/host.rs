@@ -955,11 +955,12 @@ impl Host {
 
     /// Start delivering again to hook `id` every stored event in
     /// `[since, until)` it subscribes to, as a background job; its progress
-    /// is read with [`Host::replay_job`].
+    /// is read with [`Host::replay_job`]. An empty range makes a job that
+    /// ends at once.
     pub async fn replay(&self, id: &str, since: Millis, until: Millis) -> HostResult<Replay> {
-        if since >= until {
+        if since > until {
             return Err(HostError::Invalid(
-                "`since` must be earlier than `until`".into(),
+                "`since` must not be later than `until`".into(),
             ));
         }
         self.record(id).await?;

@@ -1201,3 +1201,105 @@ async fn deliveries_in_flight_at_a_kill_are_sent_again_at_once_after_restart() {
             .await;
     }
 }
+
+/// The OpenAPI-driven fuzzer the contract test runs, pinned.
+const SCHEMATHESIS: &str = "schemathesis==4.32.5";
+
+/// What the contract test checks of every response: no 5xx, only
+/// documented statuses, content types, bodies and headers, and every
+/// request that breaks the document's schemas refused.
+const CONTRACT_CHECKS: &str =
+    "not_a_server_error,status_code_conformance,content_type_conformance,\
+response_schema_conformance,response_headers_conformance,negative_data_rejection";
+
+/// Every operation of `/openapi.json`, driven by schemathesis with requests
+/// generated from the document (valid and invalid ones, and chains that
+/// follow its links) against the real server. A hook, a plugin, an event
+/// with its delivery and a replay are made first, and their ids given to
+/// the operations that take them, so the requests reach past the 404.
+/// Needs `python3` (schemathesis comes from PyPI); CI always runs it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_answers_as_the_openapi_document_says() {
+    let Some(st) = wasmhooks_testkit::python::tool(SCHEMATHESIS, "st") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs the contract test: python3 is needed"
+        );
+        eprintln!("skipped: the contract test needs python3");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), LOOPBACK);
+    let script = Script::new(vec![ok()]);
+    let receiver = script.start().await;
+    server.upload("enrich").await;
+    let hook = server
+        .post(
+            "/v1/hooks",
+            json!({"id": "contract", "events": ["PostSignIn"],
+                   "steps": [{"plugin": "enrich", "config": {"tenant": "acme"}}],
+                   "webhook": {"url": receiver.url("/hook")}}),
+        )
+        .await;
+    let hook_id = hook["id"].as_str().unwrap().to_string();
+    server
+        .post(
+            "/v1/hooks",
+            json!({"id": "contract-sync",
+                   "steps": [{"plugin": "enrich", "config": {"tenant": "acme"}}],
+                   "sync": {"trigger": "sign-in"}}),
+        )
+        .await;
+    let delivery = server.emit_sign_in().await;
+    let replay = server
+        .post(&format!("/v1/hooks/{hook_id}/replay"), json!({"since": 0}))
+        .await;
+    let config = format!(
+        r#"
+[[operations]]
+include-path-regex = "^/v1/hooks/\\{{id\\}}"
+exclude-method = "DELETE"
+parameters = {{ id = "{hook_id}" }}
+
+[[operations]]
+include-path-regex = "^/v1/deliveries/\\{{id\\}}"
+parameters = {{ id = "{delivery}" }}
+
+[[operations]]
+include-path = "/v1/replays/{{id}}"
+parameters = {{ id = "{replay}" }}
+"#,
+        replay = replay["id"].as_str().unwrap(),
+    );
+    let config_file = dir.path().join("schemathesis.toml");
+    std::fs::write(&config_file, config).unwrap();
+    let seed = std::env::var("WASMHOOKS_CONTRACT_SEED").unwrap_or_else(|_| "1".into());
+    let run = tokio::process::Command::new(&st)
+        .arg("--no-color")
+        .arg("--config-file")
+        .arg(&config_file)
+        .args(["run", &format!("{}/openapi.json", server.url)])
+        .args(["--checks", CONTRACT_CHECKS])
+        .args(["--max-examples", "25", "--workers", "2", "--seed", &seed])
+        .args(["--header", &format!("Authorization: Bearer {ADMIN}")])
+        .output()
+        .await
+        .expect("run schemathesis");
+    let report = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "schemathesis found responses the document does not describe (seed {seed}):\n{report}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let document = server.get("/openapi.json").await;
+    let operations: usize = document["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|item| item.as_object().unwrap().len())
+        .sum();
+    assert!(
+        report.contains(&format!("Tested: {operations}")),
+        "all {operations} operations were driven:\n{report}"
+    );
+}

@@ -8,11 +8,13 @@
 //! - [`script::Script`]: a receiver that records requests and answers from a
 //!   script.
 //! - [`db`]: fresh SQLite files and PostgreSQL databases for store tests.
+//! - [`python::tool`]: a command from PyPI, installed on first use.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 pub mod db;
+pub mod python;
 pub mod script;
 pub mod serve;
 
@@ -82,13 +84,17 @@ pub fn shared_cache_dir() -> PathBuf {
     wasm_target_dir().join("test-compile-cache")
 }
 
+/// The cargo target directory.
+pub fn target_dir() -> PathBuf {
+    // A relative CARGO_TARGET_DIR is relative to the workspace root.
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(|dir| workspace_root().join(dir))
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
 /// Where plugins are built: `wasm/` inside the cargo target directory.
 pub fn wasm_target_dir() -> PathBuf {
-    // A relative CARGO_TARGET_DIR is relative to the workspace root.
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(|dir| workspace_root().join(dir))
-        .unwrap_or_else(|| workspace_root().join("target"));
-    wasmhooks_build::wasm_dir(&target)
+    wasmhooks_build::wasm_dir(&target_dir())
 }
 
 /// A real HTTP server on 127.0.0.1, on a free port, serving `router` until

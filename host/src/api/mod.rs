@@ -102,8 +102,11 @@ pub fn router(host: Host, tokens: Tokens, limits: BodyLimits) -> Router {
 }
 
 /// The OpenAPI document of this API.
-pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+pub fn openapi_document() -> Value {
+    let mut document =
+        serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serialises");
+    document_links(&mut document);
+    document
 }
 
 #[derive(OpenApi)]
@@ -132,7 +135,103 @@ impl utoipa::Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+        document_plugin_upload(openapi);
         document_common_errors(openapi);
+    }
+}
+
+/// A plugin upload's body is the component's bytes, sent as
+/// `application/wasm` or `application/octet-stream`.
+fn document_plugin_upload(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::request_body::RequestBodyBuilder;
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    use utoipa::openapi::{ContentBuilder, Required};
+    let Some(upload) = openapi
+        .paths
+        .paths
+        .get_mut("/v1/plugins")
+        .and_then(|item| item.post.as_mut())
+    else {
+        return;
+    };
+    let bytes = || {
+        ContentBuilder::new()
+            .schema(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary))),
+            ))
+            .build()
+    };
+    upload.request_body = Some(
+        RequestBodyBuilder::new()
+            .description(Some("The component's bytes"))
+            .content("application/wasm", bytes())
+            .content("application/octet-stream", bytes())
+            .required(Some(Required::True))
+            .build(),
+    );
+}
+
+/// Link each operation that creates something to the operations that take
+/// its id, so a client (or a contract test) can follow them. Written as
+/// JSON: utoipa 5 names a link's `operationId` field `operation_id`.
+fn document_links(document: &mut Value) {
+    let hook = [
+        "get_hook",
+        "update_hook",
+        "delete_hook",
+        "test_hook",
+        "rotate_signing_key",
+        "reveal_secrets",
+        "enable_hook",
+        "list_deliveries",
+        "replay",
+        "hook_stats",
+    ];
+    let created: [(&str, &str, &str, &str, &[&str]); 4] = [
+        ("/v1/hooks", "201", "id", "$response.body#/id", &hook),
+        (
+            "/v1/hooks/{id}/replay",
+            "202",
+            "id",
+            "$response.body#/id",
+            &["get_replay"],
+        ),
+        (
+            "/v1/events",
+            "202",
+            "id",
+            "$response.body#/deliveries/0/id",
+            &["get_delivery", "retry_delivery"],
+        ),
+        (
+            "/v1/plugins",
+            "201",
+            "name",
+            "$response.body#/name",
+            &["delete_plugin"],
+        ),
+    ];
+    for (path, status, parameter, value, targets) in created {
+        let pointer = format!(
+            "/paths/{}/post/responses/{status}",
+            path.replace('~', "~0").replace('/', "~1")
+        );
+        let Some(Value::Object(response)) = document.pointer_mut(&pointer) else {
+            continue;
+        };
+        let links = targets
+            .iter()
+            .map(|target| {
+                let link = serde_json::json!({
+                    "operationId": target,
+                    "parameters": {parameter: value},
+                });
+                (target.to_string(), link)
+            })
+            .collect();
+        response.insert("links".into(), Value::Object(links));
     }
 }
 
@@ -140,7 +239,8 @@ impl utoipa::Modify for BearerAuth {
 const OPEN_PATHS: [&str; 3] = ["/healthz", "/readyz", "/openapi.json"];
 
 /// Add the answers every operation can give to each one that does not
-/// list them: 401 and 403 (tokens), 413 and 400 (bodies), 500 and 503.
+/// list them: 401 and 403 (tokens), 400 (parameters and bodies), 413 and
+/// 415 (bodies), 500 and 503.
 fn document_common_errors(openapi: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::{RefOr, ResponseBuilder};
     let error = |what: &str| {
@@ -176,9 +276,20 @@ fn document_common_errors(openapi: &mut utoipa::openapi::OpenApi) {
                 common.push(("401", "No valid bearer token"));
                 common.push(("403", "The token's role may not call this"));
             }
+            // A required JSON body is refused without its content type; an
+            // optional one is read whatever it is sent as.
+            let json_body = operation.request_body.as_ref().is_some_and(|body| {
+                body.content.contains_key("application/json")
+                    && matches!(body.required, Some(utoipa::openapi::Required::True))
+            });
+            if operation.request_body.is_some() || operation.parameters.is_some() {
+                common.push(("400", "The request is malformed or breaks a rule"));
+            }
             if operation.request_body.is_some() {
-                common.push(("400", "The body is malformed or breaks a rule"));
                 common.push(("413", "The body is over its size cap"));
+            }
+            if json_body {
+                common.push(("415", "The body is not sent as `application/json`"));
             }
             for (status, what) in common {
                 operation
@@ -215,9 +326,9 @@ struct Query<T>(T);
 
 type ApiResult<T> = Result<T, ApiError>;
 
-/// A JSON body that may be left out (then the defaults apply).
+/// A JSON body that may be left out or `null` (then the defaults apply).
 fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> ApiResult<T> {
-    if body.iter().all(u8::is_ascii_whitespace) {
+    if body.iter().all(u8::is_ascii_whitespace) || body.trim_ascii() == b"null" {
         return Ok(T::default());
     }
     serde_json::from_slice(body).map_err(|e| {
@@ -230,9 +341,43 @@ fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> ApiRe
 }
 
 /// A point in time: milliseconds since the epoch, or RFC 3339 text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
-#[schema(value_type = String, example = "2026-11-28T12:00:00Z")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Time(Millis);
+
+impl utoipa::PartialSchema for Time {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{
+            KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type,
+        };
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                    .minimum(Some(0))
+                    .description(Some("Milliseconds since the epoch")),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+                    .description(Some("RFC 3339")),
+            )
+            .examples(["2026-11-28T12:00:00Z"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Time {}
+
+impl Time {
+    fn from_millis<E: serde::de::Error>(ms: i64) -> Result<Self, E> {
+        if ms < 0 {
+            return Err(E::custom("times before 1970 are not accepted"));
+        }
+        Ok(Time(ms))
+    }
+}
 
 impl<'de> Deserialize<'de> for Time {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -243,10 +388,10 @@ impl<'de> Deserialize<'de> for Time {
             Text(String),
         }
         match Raw::deserialize(d)? {
-            Raw::Millis(ms) => Ok(Time(ms)),
+            Raw::Millis(ms) => Time::from_millis(ms),
             Raw::Text(text) => {
                 if let Ok(ms) = text.parse::<i64>() {
-                    return Ok(Time(ms));
+                    return Time::from_millis(ms);
                 }
                 let at = humantime::parse_rfc3339_weak(&text).map_err(|e| {
                     serde::de::Error::custom(format!(
@@ -299,7 +444,8 @@ impl From<EmitRequest> for EmitEvent {
 
 /// Ingest one event. Answers once the event and its deliveries are durable.
 #[utoipa::path(post, path = "/v1/events", tag = "events", request_body = EmitRequest,
-    responses((status = 202, body = Ingested), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses((status = 202, body = Ingested), (status = 400, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "The id names a stored event with another payload")))]
 async fn emit(State(s): State<AppState>, Json(request): Json<EmitRequest>) -> ApiResult<Response> {
     let ingested = s.host.emit(request.into()).await?;
     Ok((StatusCode::ACCEPTED, Json(ingested)).into_response())
@@ -310,6 +456,7 @@ async fn emit(State(s): State<AppState>, Json(request): Json<EmitRequest>) -> Ap
 #[serde(deny_unknown_fields)]
 struct BatchRequest {
     /// The events, stored in order.
+    #[schema(min_items = 1, max_items = 1000)]
     events: Vec<EmitRequest>,
 }
 
@@ -323,7 +470,8 @@ struct BatchResponse {
 /// Ingest up to 1,000 events. Every event is checked first; if any is
 /// invalid, nothing is stored and the error names it (`events[i]`).
 #[utoipa::path(post, path = "/v1/events/batch", tag = "events", request_body = BatchRequest,
-    responses((status = 202, body = BatchResponse), (status = 400, body = ErrorBody)))]
+    responses((status = 202, body = BatchResponse), (status = 400, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "An event's id names a stored event with another payload; the error names it, and the batch's other events are stored")))]
 async fn emit_batch(
     State(s): State<AppState>,
     Json(request): Json<BatchRequest>,
@@ -357,6 +505,11 @@ async fn event_types(State(s): State<AppState>) -> Json<EventTypes> {
 #[serde(deny_unknown_fields)]
 struct EventTypeRequest {
     /// 1 to 128 letters, digits, `.`, `_` or `-`, starting with a letter.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[A-Za-z][A-Za-z0-9._-]*$"
+    )]
     name: String,
 }
 
@@ -381,10 +534,14 @@ struct SyncRequest {
     /// The payload the hooks decide on, a JSON object.
     #[schema(value_type = Object)]
     payload: Value,
-    /// Deadline in milliseconds (default: the trigger's).
+    /// Deadline in milliseconds, at most a minute (default: the trigger's).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 60000)]
     deadline_ms: Option<u64>,
 }
+
+/// The longest deadline a sync caller may ask for: a user is waiting.
+const MAX_SYNC_DEADLINE_MS: u64 = 60_000;
 
 /// Run the sync hooks bound to a trigger and answer allow (with the
 /// patched payload and the patch) or deny (code, message, hook).
@@ -397,7 +554,17 @@ async fn call_sync(
     Path(trigger): Path<String>,
     Json(request): Json<SyncRequest>,
 ) -> ApiResult<Json<Decision>> {
-    let deadline = request.deadline_ms.map(Duration::from_millis);
+    let deadline = match request.deadline_ms {
+        Some(ms @ 1..=MAX_SYNC_DEADLINE_MS) => Some(Duration::from_millis(ms)),
+        Some(ms) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_field",
+                format!("deadline_ms: {ms} is not between 1 and {MAX_SYNC_DEADLINE_MS}"),
+            ))
+        }
+        None => None,
+    };
     Ok(Json(
         s.host
             .call_sync_from(arrived, &trigger, request.payload, deadline)
@@ -488,9 +655,9 @@ async fn delete_hook(State(s): State<AppState>, Path(id): Path<String>) -> ApiRe
 struct TestRequest {
     /// Events to send (default: every event the hook subscribes to).
     events: Vec<String>,
-    /// Payload to send instead of the sample.
+    /// Payload to send instead of the sample, a JSON object.
     #[schema(value_type = Option<Object>)]
-    payload: Option<Value>,
+    payload: Option<serde_json::Map<String, Value>>,
 }
 
 /// What the receiver answered.
@@ -503,7 +670,7 @@ struct TestResponse {
 /// Send sample payloads to the hook's endpoint now, through its steps and
 /// signed, and answer with what the receiver said. Nothing is stored.
 #[utoipa::path(post, path = "/v1/hooks/{id}/test", tag = "hooks", params(("id" = String, Path)),
-    request_body = TestRequest, responses((status = 200, body = TestResponse), (status = 404, body = ErrorBody)))]
+    request_body = Option<TestRequest>, responses((status = 200, body = TestResponse), (status = 404, body = ErrorBody)))]
 async fn test_hook(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -512,7 +679,7 @@ async fn test_hook(
     let request: TestRequest = optional_json(&body)?;
     let results = s
         .host
-        .test_hook(&id, request.events, request.payload)
+        .test_hook(&id, request.events, request.payload.map(Value::Object))
         .await?;
     Ok(Json(TestResponse { results }))
 }
@@ -526,7 +693,7 @@ struct RotateRequest {
     /// How long the old secrets keep signing, e.g. `24h` (the default).
     /// For Logto, the old key signs alone until then, and the new key after.
     #[serde(with = "crate::duration::option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^\\s*[0-9]+\\s*[A-Za-z]+(\\s*[0-9]+\\s*[A-Za-z]+)*\\s*$")]
     grace: Option<std::time::Duration>,
 }
 
@@ -535,7 +702,7 @@ struct RotateRequest {
 /// and/or a new Standard Webhooks secret, which signs beside the old one
 /// through the grace period.
 #[utoipa::path(post, path = "/v1/hooks/{id}/signing-key", tag = "hooks", params(("id" = String, Path)),
-    request_body = RotateRequest, responses((status = 200, body = HookView), (status = 404, body = ErrorBody)))]
+    request_body = Option<RotateRequest>, responses((status = 200, body = HookView), (status = 404, body = ErrorBody)))]
 async fn rotate_signing_key(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -579,12 +746,11 @@ struct DeliveryFilter {
     /// Only this status.
     status: Option<DeliveryStatus>,
     /// Created at or after (RFC 3339 or ms).
-    #[param(value_type = Option<String>)]
     since: Option<Time>,
     /// Created before (RFC 3339 or ms).
-    #[param(value_type = Option<String>)]
     until: Option<Time>,
     /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<usize>,
     /// The `next` cursor of the previous page.
     after: Option<String>,
@@ -746,7 +912,7 @@ struct UploadParams {
 /// `ready`; a larger one answers 202, `compiling`, and compiles in the
 /// background (its status is in the plugin list; calls wait for it).
 #[utoipa::path(post, path = "/v1/plugins", tag = "plugins", params(UploadParams),
-    request_body(content = Vec<u8>, content_type = "application/wasm"),
+    request_body(content = String, content_type = "application/wasm"),
     responses((status = 201, body = PluginView), (status = 202, body = PluginView),
         (status = 400, body = ErrorBody), (status = 413, body = ErrorBody)))]
 async fn upload_plugin(
