@@ -63,7 +63,9 @@ pub struct Config {
     /// Plugins registered at start from files.
     pub plugins: Vec<PluginDecl>,
     /// Hooks created (or updated) at start.
-    pub hooks: Vec<HookDecl>,
+    pub hooks: Vec<Declared>,
+    /// Inbound sources created (or updated) at start.
+    pub sources: Vec<Declared>,
 }
 
 /// Log output format.
@@ -143,11 +145,11 @@ pub struct PluginDecl {
     pub path: PathBuf,
 }
 
-/// A hook declared in the file: its id and its definition (the same fields
-/// as the API takes).
+/// A hook or source declared in the file: its id and its definition (the
+/// same fields as the API takes).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HookDecl {
-    /// The hook's id.
+pub struct Declared {
+    /// Its id.
     pub id: String,
     /// The definition.
     #[serde(flatten)]
@@ -176,6 +178,7 @@ impl Default for Config {
             sync: SyncConfig::default(),
             plugins: Vec::new(),
             hooks: Vec::new(),
+            sources: Vec::new(),
         }
     }
 }

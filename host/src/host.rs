@@ -36,6 +36,7 @@ use crate::hook::{HookSpec, NextSigningKey, SecretEntry, CHECK_KEY, SNIPPET_KEY}
 use crate::metrics::Metrics;
 use crate::pipeline::{PluginRegistry, PluginState};
 use crate::runtime::{content_hash, Runtime, RuntimeConfig};
+use crate::source::{self, InboundError, SourceSpec, SourceView};
 use crate::store::{
     self, now_ms, Attempt, Delivery, DeliveryQuery, HookRecord, HookStats, Ingested, Millis,
     NewEvent, PluginRecord, SharedStore, StoreError, StoreLimits,
@@ -140,6 +141,9 @@ pub enum HostError {
     /// The store cannot keep up now; nothing was written.
     #[error("{0}; try again shortly")]
     Busy(String),
+    /// An inbound request's signature (or its timestamp) did not pass.
+    #[error("{0}")]
+    Unsigned(crate::source::InboundError),
     /// The store failed.
     #[error("store: {0}")]
     Store(StoreError),
@@ -158,6 +162,8 @@ impl HostError {
             HostError::Conflict(_) => "conflict",
             HostError::Start(_) => "start",
             HostError::Busy(_) => "busy",
+            HostError::Unsigned(crate::source::InboundError::Stale(_)) => "stale_timestamp",
+            HostError::Unsigned(_) => "invalid_signature",
             HostError::Store(_) => "store",
         }
     }
@@ -1047,6 +1053,84 @@ impl Host {
                 }
             })
             .collect())
+    }
+
+    /// Create inbound source `id`, or replace its definition. A key sent
+    /// back masked (as a read shows it) keeps the stored one. This answer
+    /// shows the keys in full; every read after masks them.
+    pub async fn put_source(&self, id: &str, spec: Value) -> HostResult<SourceView> {
+        store::validate_id("source id", id)?;
+        let invalid = |e: String| HostError::Invalid(format!("invalid source: {e}"));
+        let mut spec: SourceSpec =
+            serde_json::from_value(spec).map_err(|e| invalid(e.to_string()))?;
+        if let Some(old) = self.inner.store.get_source(id).await? {
+            if let Ok(old) = source::parse_stored(&old) {
+                source::keep_masked(&mut spec, &old);
+            }
+        }
+        spec.validate().map_err(invalid)?;
+        let text = serde_json::to_string(&spec).expect("a source definition serialises");
+        self.inner.store.put_source(id, &text).await?;
+        Ok(SourceView::new(id, spec))
+    }
+
+    /// Every inbound source, keys masked.
+    pub async fn sources(&self) -> HostResult<Vec<SourceView>> {
+        let mut views = Vec::new();
+        for (id, text) in self.inner.store.list_sources().await? {
+            let spec = source::parse_stored(&text).map_err(HostError::Invalid)?;
+            views.push(SourceView::new(&id, spec.masked()));
+        }
+        Ok(views)
+    }
+
+    /// Inbound source `id`, keys masked.
+    pub async fn source(&self, id: &str) -> HostResult<SourceView> {
+        Ok(SourceView::new(id, self.stored_source(id).await?.masked()))
+    }
+
+    /// Delete inbound source `id`: its sender's requests are refused after.
+    pub async fn delete_source(&self, id: &str) -> HostResult<()> {
+        Ok(self.inner.store.delete_source(id).await?)
+    }
+
+    async fn stored_source(&self, id: &str) -> HostResult<SourceSpec> {
+        let text = self
+            .inner
+            .store
+            .get_source(id)
+            .await?
+            .ok_or_else(|| HostError::NotFound {
+                kind: "source",
+                id: id.to_string(),
+            })?;
+        source::parse_stored(&text).map_err(HostError::Invalid)
+    }
+
+    /// Take a request that source `id`'s sender posted: check its signature
+    /// (and timestamp) with the source's keys, then store its event exactly
+    /// as [`Host::emit`] does. Nothing is stored unless every check passes.
+    pub async fn receive(
+        &self,
+        id: &str,
+        headers: &axum::http::HeaderMap,
+        body: &[u8],
+    ) -> HostResult<Ingested> {
+        let inbound = self
+            .stored_source(id)
+            .await?
+            .verify(headers, body, store::now_ms())
+            .map_err(|e| match e {
+                InboundError::Body(message) => HostError::Invalid(message),
+                other => HostError::Unsigned(other),
+            })?;
+        self.emit(EmitEvent {
+            name: inbound.event,
+            payload: inbound.payload,
+            id: inbound.id,
+            created_at: inbound.created_at,
+        })
+        .await
     }
 
     /// Delete a plugin; refused while a hook has a step using it.

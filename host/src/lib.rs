@@ -29,5 +29,6 @@ pub mod net;
 pub mod pipeline;
 pub mod runtime;
 pub mod secrets;
+pub mod source;
 pub mod store;
 pub mod sync;

@@ -1303,3 +1303,243 @@ parameters = {{ id = "{replay}" }}
         "all {operations} operations were driven:\n{report}"
     );
 }
+
+/// The reference Standard Webhooks library, pinned, for signing as a real
+/// sender does.
+const STANDARD_WEBHOOKS: &str = "standardwebhooks==1.1.0";
+
+/// `body` signed by the reference Standard Webhooks library with `secret`,
+/// as message `id` at `timestamp` (seconds): the `webhook-signature` value.
+fn reference_signature(
+    python: &Path,
+    secret: &str,
+    id: &str,
+    timestamp: i64,
+    body: &str,
+) -> String {
+    let script = "import sys, datetime\n\
+        from standardwebhooks import Webhook\n\
+        secret, msg_id, ts, body = sys.argv[1:5]\n\
+        at = datetime.datetime.fromtimestamp(int(ts), tz=datetime.timezone.utc)\n\
+        print(Webhook(secret).sign(msg_id, at, body))";
+    let out = Command::new(python)
+        .args(["-c", script, secret, id, &timestamp.to_string(), body])
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// A Logto webhook's body, signed as Logto signs it: the hex HMAC-SHA256
+/// of the raw body with the webhook's signing key.
+fn logto_signed(key: &str, body: &str) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+impl Server {
+    /// POST `body` to `/v1/inbound/{source}` with `headers` and no token.
+    async fn inbound(
+        &self,
+        source: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .http
+            .post(format!("{}/v1/inbound/{source}", self.url))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        answer(request.send().await.unwrap()).await
+    }
+
+    /// How many deliveries hook `id` has.
+    async fn delivery_count(&self, id: &str) -> usize {
+        self.get(&format!("/v1/hooks/{id}/deliveries?limit=500"))
+            .await["deliveries"]
+            .as_array()
+            .unwrap()
+            .len()
+    }
+}
+
+/// A Logto webhook and a Standard Webhooks sender post to their sources;
+/// what they sign is stored and delivered onward through a hook, and
+/// tampered, unsigned, stale and replayed requests are refused or dropped
+/// with nothing stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_webhooks_from_logto_and_standard_senders_become_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), LOOPBACK);
+    let script = Script::new(vec![ok()]);
+    let receiver = script.start().await;
+    server
+        .post(
+            "/v1/hooks",
+            json!({"id": "onward", "events": ["PostRegister", "User.Created"],
+                   "webhook": {"url": receiver.url("/onward")}}),
+        )
+        .await;
+
+    // Logto: the signing key from Logto's console.
+    let key = "uKFwbT0yd3Ydhp3eR7s0qjn2Ha5ZK1f3";
+    let (status, created) = server
+        .call(
+            Method::PUT,
+            "/v1/sources/logto",
+            Some(json!({"kind": "logto", "signing_key": key})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    assert_eq!(created["signing_key"], key, "shown in full once");
+    assert_eq!(created["inbound_path"], "/v1/inbound/logto");
+    let read = server.get("/v1/sources/logto").await;
+    assert_ne!(read["signing_key"], key, "masked on reads: {read}");
+
+    let body = json!({"event": "PostRegister", "hookId": "logto_hook_1",
+        "createdAt": "2026-12-03T10:00:00.000Z", "interactionEvent": "Register",
+        "user": {"id": "u1", "primaryEmail": "ada@example.com"}})
+    .to_string();
+    let signature = logto_signed(key, &body);
+    let (status, ingested) = server
+        .inbound("logto", &[("logto-signature-sha-256", &signature)], &body)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{ingested}");
+    let seen = script.wait_for(1, Duration::from_secs(20)).await;
+    let delivered: Value = serde_json::from_slice(&seen[0].body).unwrap();
+    assert_eq!(delivered["event"], "PostRegister");
+    assert_eq!(delivered["user"]["primaryEmail"], "ada@example.com");
+    assert_eq!(delivered["createdAt"], "2026-12-03T10:00:00.000Z");
+
+    let tampered = body.replace("ada@", "eve@");
+    let (status, refused) = server
+        .inbound(
+            "logto",
+            &[("logto-signature-sha-256", &signature)],
+            &tampered,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{refused}");
+    assert_eq!(error_code(&refused), "invalid_signature");
+    let (status, refused) = server.inbound("logto", &[], &body).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{refused}");
+    assert!(refused["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("logto-signature-sha-256"));
+    let (status, _) = server
+        .inbound("nobody", &[("logto-signature-sha-256", &signature)], &body)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        server.delivery_count("onward").await,
+        1,
+        "nothing refused was stored"
+    );
+
+    // Standard Webhooks, signed by the reference library.
+    let Some(python) = wasmhooks_testkit::python::tool(STANDARD_WEBHOOKS, "python") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI signs with the reference library: python3 is needed"
+        );
+        eprintln!("skipped the Standard Webhooks half: it needs python3");
+        return;
+    };
+    let secret = WebhookSecret::generate().to_text();
+    let (status, created) = server
+        .call(
+            Method::PUT,
+            "/v1/sources/billing",
+            Some(json!({"kind": "standard-webhooks", "secrets": [secret], "event_field": "type"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    let body = json!({"type": "User.Created", "data": {"id": "u2"}}).to_string();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let sign = |id: &str, at: i64, body: &str| reference_signature(&python, &secret, id, at, body);
+    let signature = sign("msg_1", now, &body);
+    let ts = now.to_string();
+    let headers = [
+        ("webhook-id", "msg_1"),
+        ("webhook-timestamp", ts.as_str()),
+        ("webhook-signature", signature.as_str()),
+    ];
+    let (status, first) = server.inbound("billing", &headers, &body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{first}");
+    assert_eq!(first["duplicate"], false);
+    let (status, again) = server.inbound("billing", &headers, &body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{again}");
+    assert_eq!(again["duplicate"], true, "a replayed webhook-id is dropped");
+    let seen = script.wait_for(2, Duration::from_secs(20)).await;
+    let delivered: Value = serde_json::from_slice(&seen[1].body).unwrap();
+    assert_eq!(delivered["event"], "User.Created");
+    assert_eq!(delivered["data"]["id"], "u2");
+
+    let stale_at = now - 600;
+    let stale_signature = sign("msg_2", stale_at, &body);
+    let stale_ts = stale_at.to_string();
+    let (status, refused) = server
+        .inbound(
+            "billing",
+            &[
+                ("webhook-id", "msg_2"),
+                ("webhook-timestamp", &stale_ts),
+                ("webhook-signature", &stale_signature),
+            ],
+            &body,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{refused}");
+    assert_eq!(error_code(&refused), "stale_timestamp");
+    let (status, refused) = server
+        .inbound("billing", &headers, &body.replace("u2", "u3"))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{refused}");
+    let unknown = json!({"type": "No.Such.Event"}).to_string();
+    let unknown_signature = sign("msg_3", now, &unknown);
+    let (status, refused) = server
+        .inbound(
+            "billing",
+            &[
+                ("webhook-id", "msg_3"),
+                ("webhook-timestamp", &ts),
+                ("webhook-signature", &unknown_signature),
+            ],
+            &unknown,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert_eq!(error_code(&refused), "unknown_event");
+    assert_eq!(
+        server.delivery_count("onward").await,
+        2,
+        "nothing refused was stored"
+    );
+
+    let listed = server.get("/v1/sources").await;
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    assert!(!listed.to_string().contains(&secret), "masked: {listed}");
+    let (status, _) = server
+        .call(Method::DELETE, "/v1/sources/billing", None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = server.inbound("billing", &headers, &body).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "a deleted source's sender is refused"
+    );
+}

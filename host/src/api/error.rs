@@ -99,6 +99,7 @@ impl From<HostError> for ApiError {
             HostError::NotFound { .. } => StatusCode::NOT_FOUND,
             HostError::Conflict(_) => StatusCode::CONFLICT,
             HostError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            HostError::Unsigned(_) => StatusCode::UNAUTHORIZED,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status == StatusCode::INTERNAL_SERVER_ERROR {

@@ -24,6 +24,7 @@ use crate::delivery::dispatcher::TestSend;
 use crate::delivery::replay::Replay;
 use crate::host::{EmitEvent, HookView, Host, KeyScheme, PluginView};
 use crate::pipeline::PluginState;
+use crate::source::{SourceSpec, SourceView};
 use crate::store::{
     now_ms, Attempt, Delivery, DeliveryQuery, DeliveryStatus, HookStats, Ingested, Millis,
 };
@@ -83,6 +84,11 @@ pub fn router(host: Host, tokens: Tokens, limits: BodyLimits) -> Router {
                 .layer(DefaultBodyLimit::max(limits.plugin)),
         )
         .route("/v1/plugins/{name}", axum::routing::delete(delete_plugin))
+        .route("/v1/sources", get(list_sources))
+        .route(
+            "/v1/sources/{id}",
+            get(get_source).put(put_source).delete(delete_source),
+        )
         .route("/metrics", get(metrics))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -92,6 +98,8 @@ pub fn router(host: Host, tokens: Tokens, limits: BodyLimits) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/openapi.json", get(openapi))
+        // A sender's signature is its authentication.
+        .route("/v1/inbound/{source}", post(receive))
         .merge(ingest)
         .merge(admin)
         .fallback(not_found)
@@ -117,6 +125,7 @@ pub fn openapi_document() -> Value {
         list_hooks, create_hook, get_hook, update_hook, delete_hook, test_hook,
         rotate_signing_key, reveal_secrets, enable_hook, list_deliveries, replay, get_replay, hook_stats,
         get_delivery, retry_delivery, list_plugins, upload_plugin, delete_plugin,
+        list_sources, get_source, put_source, delete_source, receive,
         metrics, healthz, readyz
     ),
     components(schemas(crate::hook::HookSpec, crate::store::Latency)),
@@ -236,7 +245,12 @@ fn document_links(document: &mut Value) {
 }
 
 /// Paths that answer without a token.
-const OPEN_PATHS: [&str; 3] = ["/healthz", "/readyz", "/openapi.json"];
+const OPEN_PATHS: [&str; 4] = [
+    "/healthz",
+    "/readyz",
+    "/openapi.json",
+    "/v1/inbound/{source}",
+];
 
 /// Add the answers every operation can give to each one that does not
 /// list them: 401 and 403 (tokens), 400 (parameters and bodies), 413 and
@@ -934,6 +948,70 @@ async fn upload_plugin(
         _ => StatusCode::CREATED,
     };
     Ok((status, Json(view)).into_response())
+}
+
+/// Every inbound source, keys masked.
+#[utoipa::path(get, path = "/v1/sources", tag = "sources",
+    responses((status = 200, body = Vec<SourceView>)))]
+async fn list_sources(State(s): State<AppState>) -> ApiResult<Json<Vec<SourceView>>> {
+    Ok(Json(s.host.sources().await?))
+}
+
+/// One inbound source, keys masked.
+#[utoipa::path(get, path = "/v1/sources/{id}", tag = "sources", params(("id" = String, Path)),
+    responses((status = 200, body = SourceView), (status = 404, body = ErrorBody)))]
+async fn get_source(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SourceView>> {
+    Ok(Json(s.host.source(&id).await?))
+}
+
+/// Create an inbound source, or replace its definition: a Logto webhook
+/// (`kind: logto` with its `signing_key`) or a Standard Webhooks sender
+/// (`kind: standard-webhooks` with its `secrets` and the `event_field`
+/// holding the event name, `type` by default). This answer shows the keys;
+/// reads mask them, and a key sent back masked keeps the stored one.
+#[utoipa::path(put, path = "/v1/sources/{id}", tag = "sources",
+    params(("id" = String, Path, min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")),
+    request_body = SourceSpec, responses((status = 200, body = SourceView), (status = 400, body = ErrorBody)))]
+async fn put_source(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Json(spec): Json<Value>,
+) -> ApiResult<Json<SourceView>> {
+    Ok(Json(s.host.put_source(&id, spec).await?))
+}
+
+/// Delete an inbound source; its sender's requests are refused after.
+#[utoipa::path(delete, path = "/v1/sources/{id}", tag = "sources", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn delete_source(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    s.host.delete_source(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A sender's webhook, taken as an event: no bearer token, the signature
+/// is checked instead (`logto-signature-sha-256` for a Logto source;
+/// `webhook-id`, `webhook-timestamp` within 5 minutes and
+/// `webhook-signature` for a Standard Webhooks one). The event is durable
+/// before the 202, as with `POST /v1/events`; a repeated `webhook-id` is a
+/// duplicate. A missing or wrong signature or a stale timestamp is a 401,
+/// and nothing is stored.
+#[utoipa::path(post, path = "/v1/inbound/{source}", tag = "sources", params(("source" = String, Path)),
+    request_body(content = Object, description = "The sender's body, as signed"),
+    responses((status = 202, body = Ingested), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody, description = "Missing or wrong signature, or a stale timestamp"),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(()))]
+async fn receive(
+    State(s): State<AppState>,
+    Path(source): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let ingested = s.host.receive(&source, &headers, &body).await?;
+    Ok((StatusCode::ACCEPTED, Json(ingested)).into_response())
 }
 
 /// Delete a plugin; refused (409) while a hook uses it.

@@ -142,5 +142,10 @@ async fn declare(host: &Host, config: &Config) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("hook `{}` in the configuration", hook.id))?;
     }
+    for source in &config.sources {
+        host.put_source(&source.id, serde_json::Value::Object(source.spec.clone()))
+            .await
+            .with_context(|| format!("source `{}` in the configuration", source.id))?;
+    }
     Ok(())
 }

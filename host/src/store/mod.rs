@@ -158,6 +158,16 @@ pub trait Store: Send + Sync + 'static {
 
     // Queries.
 
+    /// Store inbound source `id` with its definition (JSON text), replacing
+    /// any earlier one.
+    async fn put_source(&self, id: &str, spec: &str) -> StoreResult<()>;
+    /// Source `id`'s definition (JSON text).
+    async fn get_source(&self, id: &str) -> StoreResult<Option<String>>;
+    /// Every source: id and definition, by id.
+    async fn list_sources(&self) -> StoreResult<Vec<(String, String)>>;
+    /// Delete source `id`; `NotFound` if there is none.
+    async fn delete_source(&self, id: &str) -> StoreResult<()>;
+
     /// Deliveries of a hook, newest first, filtered and paginated.
     async fn deliveries(&self, query: &DeliveryQuery) -> StoreResult<Vec<Delivery>>;
     /// One delivery with its attempts, oldest first.

@@ -1042,6 +1042,40 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    async fn put_source(&self, id: &str, spec: &str) -> StoreResult<()> {
+        self.client()
+            .await?
+            .execute(&pg(sql::PUT_SOURCE), &[&id, &spec, &now_ms()])
+            .await?;
+        Ok(())
+    }
+
+    async fn get_source(&self, id: &str) -> StoreResult<Option<String>> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(&pg(sql::SELECT_SOURCE), &[&id])
+            .await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    async fn list_sources(&self) -> StoreResult<Vec<(String, String)>> {
+        let rows = self.client().await?.query(sql::LIST_SOURCES, &[]).await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn delete_source(&self, id: &str) -> StoreResult<()> {
+        match self
+            .client()
+            .await?
+            .execute(&pg(sql::DELETE_SOURCE), &[&id])
+            .await?
+        {
+            0 => Err(not_found("source", id)),
+            _ => Ok(()),
+        }
+    }
+
     async fn event_types(&self) -> StoreResult<Vec<String>> {
         let rows = self
             .client()

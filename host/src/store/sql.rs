@@ -12,7 +12,7 @@ pub(crate) enum Dialect {
 }
 
 /// The schema, one entry per version; each runs once, in order.
-pub(crate) fn migrations(dialect: Dialect) -> [String; 6] {
+pub(crate) fn migrations(dialect: Dialect) -> [String; 7] {
     let (int, blob, serial) = match dialect {
         Dialect::Sqlite => ("INTEGER", "BLOB", "INTEGER PRIMARY KEY AUTOINCREMENT"),
         Dialect::Postgres => (
@@ -99,6 +99,10 @@ pub(crate) fn migrations(dialect: Dialect) -> [String; 6] {
     format!(
         "ALTER TABLE hooks ADD COLUMN next_seq {int} NOT NULL DEFAULT 0;
         ALTER TABLE deliveries ADD COLUMN seq {int};"
+    ),
+    format!(
+        "CREATE TABLE sources (id TEXT PRIMARY KEY, spec TEXT NOT NULL,
+            created_at {int} NOT NULL, updated_at {int} NOT NULL);"
     )]
 }
 
@@ -417,6 +421,17 @@ pub(crate) const REGISTER_EVENT_TYPE: &str =
     "INSERT INTO event_types (name, created_at) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING";
 
 pub(crate) const LIST_EVENT_TYPES: &str = "SELECT name FROM event_types ORDER BY name";
+
+/// Params: id, spec, now.
+pub(crate) const PUT_SOURCE: &str = "INSERT INTO sources (id, spec, created_at, updated_at)
+     VALUES (?1, ?2, ?3, ?3)
+     ON CONFLICT (id) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at";
+
+pub(crate) const SELECT_SOURCE: &str = "SELECT spec FROM sources WHERE id = ?1";
+
+pub(crate) const LIST_SOURCES: &str = "SELECT id, spec FROM sources ORDER BY id";
+
+pub(crate) const DELETE_SOURCE: &str = "DELETE FROM sources WHERE id = ?1";
 
 /// Params: since, until, limit, after (an event id at `since`, exclusive).
 pub(crate) const EVENTS_BETWEEN: &str = "SELECT id, name, payload, created_at FROM events

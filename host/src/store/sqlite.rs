@@ -1084,6 +1084,46 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn put_source(&self, id: &str, spec: &str) -> StoreResult<()> {
+        let (id, spec) = (id.to_string(), spec.to_string());
+        self.write(move |conn| {
+            conn.execute(sql::PUT_SOURCE, params![id, spec, now_ms()])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_source(&self, id: &str) -> StoreResult<Option<String>> {
+        let id = id.to_string();
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(sql::SELECT_SOURCE)?
+                .query_row([&id], |r| r.get(0))
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn list_sources(&self) -> StoreResult<Vec<(String, String)>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(sql::LIST_SOURCES)?;
+            let sources = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            Ok(sources)
+        })
+        .await
+    }
+
+    async fn delete_source(&self, id: &str) -> StoreResult<()> {
+        let id = id.to_string();
+        self.write(move |conn| match conn.execute(sql::DELETE_SOURCE, [&id])? {
+            0 => Err(not_found("source", &id)),
+            _ => Ok(()),
+        })
+        .await
+    }
+
     async fn event_types(&self) -> StoreResult<Vec<String>> {
         self.read(|conn| {
             let mut stmt = conn.prepare(sql::LIST_EVENT_TYPES)?;
