@@ -848,6 +848,32 @@ async fn an_ordered_hooks_order_comes_from_the_store(store: SharedStore) {
     assert!(store.claim("worker", 10, lease).await.unwrap().is_empty());
 }
 
+async fn sources_round_trip(store: SharedStore) {
+    let logto = r#"{"kind":"logto","signing_key":"k1"}"#;
+    store.put_source("logto", logto).await.unwrap();
+    store
+        .put_source("billing", r#"{"kind":"standard-webhooks"}"#)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_source("logto").await.unwrap().as_deref(),
+        Some(logto)
+    );
+    let replaced = r#"{"kind":"logto","signing_key":"k2"}"#;
+    store.put_source("logto", replaced).await.unwrap();
+    let all = store.list_sources().await.unwrap();
+    let ids: Vec<&str> = all.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, ["billing", "logto"]);
+    assert_eq!(all[1].1, replaced);
+    store.delete_source("billing").await.unwrap();
+    assert_eq!(store.get_source("billing").await.unwrap(), None);
+    let missing = store.delete_source("billing").await.unwrap_err();
+    assert!(
+        matches!(missing, StoreError::NotFound { kind: "source", .. }),
+        "{missing}"
+    );
+}
+
 macro_rules! conformance {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -894,6 +920,7 @@ conformance!(
     claims_take_only_each_hooks_free_slots,
     times_outside_rfc3339_are_refused,
     an_ordered_hooks_order_comes_from_the_store,
+    sources_round_trip,
 );
 
 #[test]
