@@ -9,11 +9,13 @@
 //!   script.
 //! - [`db`]: fresh SQLite files and PostgreSQL databases for store tests.
 //! - [`python::tool`]: a command from PyPI, installed on first use.
+//! - [`polyglot`]: JavaScript and Python plugins built with their toolchains.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 pub mod db;
+pub mod polyglot;
 pub mod python;
 pub mod script;
 pub mod serve;

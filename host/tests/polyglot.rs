@@ -1,0 +1,151 @@
+//! Plugins in three languages: the example plugins `enrich` and
+//! `block-disposable-email`, written in Rust (`plugins/`), JavaScript
+//! (`plugins-js/`) and Python (`plugins-py/`) on each language's SDK, built
+//! with their real toolchains and run with `wasmhooks plugin run`, give the
+//! same outcomes on the same events. JavaScript needs npm and Python needs
+//! python3; CI always has both.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{json, Value};
+use wasmhooks_testkit::{plugin, polyglot, shared_cache_dir, workspace_root};
+
+/// A plugin `name` in each language that can be built here.
+fn builds(name: &str) -> Vec<(&'static str, PathBuf)> {
+    let root = workspace_root();
+    let mut built = vec![("rust", plugin(name))];
+    let js = polyglot::build_js(&root.join("plugins-js").join(name));
+    let python = polyglot::build_python(&root.join("plugins-py").join(name));
+    for (language, wasm) in [("javascript", js), ("python", python)] {
+        match wasm {
+            Some(wasm) => built.push((language, wasm)),
+            None => {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "CI builds the {language} plugins: its toolchain is needed"
+                );
+                eprintln!("skipped {language}: its toolchain is missing");
+            }
+        }
+    }
+    built
+}
+
+/// What `plugin run` printed of the outcome: everything but timings and
+/// cache state, with the payload parsed.
+fn outcome(wasm: &Path, event: &Value, args: &[&str], dir: &Path) -> Value {
+    let file = dir.join("event.json");
+    std::fs::write(&file, event.to_string()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_wasmhooks"))
+        .args(["plugin", "run"])
+        .arg(wasm)
+        .arg("--event")
+        .arg(&file)
+        .args([
+            "--timeout-ms",
+            "10000",
+            "--memory-mib",
+            "256",
+            "--cache-dir",
+        ])
+        .arg(shared_cache_dir())
+        .args(args)
+        .output()
+        .unwrap();
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}\n{}\n{}",
+            wasm.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let mut kept = printed.as_object().unwrap().clone();
+    for volatile in ["duration_ms", "compiled", "logs", "logs_truncated"] {
+        kept.remove(volatile);
+    }
+    for parsed in ["payload", "patch"] {
+        if let Some(Value::String(text)) = kept.get(parsed) {
+            let value = serde_json::from_str(text).unwrap_or(Value::String(text.clone()));
+            kept.insert(parsed.to_string(), value);
+        }
+    }
+    Value::Object(kept)
+}
+
+/// Each case's outcome is the same in every language built.
+fn same_everywhere(name: &str, cases: &[(Value, Vec<&str>)]) {
+    let dir = tempfile::tempdir().unwrap();
+    let built = builds(name);
+    for (event, args) in cases {
+        let (first, rust) = (&built[0].0, outcome(&built[0].1, event, args, dir.path()));
+        for (language, wasm) in &built[1..] {
+            let other = outcome(wasm, event, args, dir.path());
+            assert_eq!(
+                other, rust,
+                "{name} in {language} differs from {first} on {event} with {args:?}"
+            );
+        }
+    }
+}
+
+fn sign_in() -> Value {
+    json!({"event": "PostSignIn", "payload": {"event": "PostSignIn", "userId": "u_1",
+        "user": {"id": "u_1", "primaryEmail": "ada@example.com"}, "meta": "flat"}})
+}
+
+fn registration(email: &str) -> Value {
+    json!({"event": "PostRegister", "payload": {"event": "PostRegister",
+        "user": {"id": "u_2", "primaryEmail": email}}})
+}
+
+#[test]
+fn enrich_is_the_same_in_rust_javascript_and_python() {
+    let config = vec![
+        "--config",
+        "tenant=acme",
+        "--config",
+        "meta.environment=production",
+        "--config",
+        "meta.shard=3",
+        "--config",
+        r#"flags={"beta":true}"#,
+    ];
+    let mut sync = config.clone();
+    sync.push("--sync");
+    same_everywhere(
+        "enrich",
+        &[(sign_in(), config), (sign_in(), sync), (sign_in(), vec![])],
+    );
+}
+
+#[test]
+fn block_disposable_email_is_the_same_in_rust_javascript_and_python() {
+    let mut cases = Vec::new();
+    for email in [
+        "ada@example.com",
+        "bot@Mailinator.COM",
+        "x@eu.yopmail.com.",
+        "y@throwaway.test",
+        "no-at-sign",
+    ] {
+        cases.push((registration(email), vec!["--sync"]));
+        cases.push((registration(email), vec![]));
+        cases.push((
+            registration(email),
+            vec![
+                "--sync",
+                "--config",
+                "domains=throwaway.test, other.test",
+                "--config",
+                "message=No throwaways, please.",
+            ],
+        ));
+    }
+    cases.push((
+        json!({"event": "PostRegister", "payload": {"email": 7}}),
+        vec!["--sync"],
+    ));
+    same_everywhere("block-disposable-email", &cases);
+}
