@@ -236,7 +236,7 @@ fn plugin_new_scaffolds_a_crate_that_builds_and_runs() {
             ],
             None,
         ),
-        "not a valid crate name",
+        "not a valid plugin name",
     );
 }
 
@@ -333,4 +333,104 @@ fn snippet_run_prints_the_outcome_and_fails_on_exceptions() {
         message.contains("Error: nope") && message.contains("snippet.js:2:"),
         "{message}"
     );
+}
+
+/// `plugin new --lang js` and `--lang python` write projects whose own
+/// build command (npm, and a script installing componentize-py from PyPI)
+/// builds a plugin that runs. Needs npm and python3; CI always has both.
+#[test]
+fn plugin_new_scaffolds_javascript_and_python_projects_that_build_and_run() {
+    for (lang, tool, build) in [
+        (
+            "js",
+            "npm",
+            "npm install --silent --no-audit --no-fund && npm run build --silent",
+        ),
+        ("python", "python3", "sh build.sh"),
+    ] {
+        let present = Command::new(tool)
+            .arg("--version")
+            .output()
+            .is_ok_and(|out| out.status.success());
+        if !present {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI builds a scaffolded {lang} plugin: {tool} is needed"
+            );
+            eprintln!("skipped {lang}: {tool} is missing");
+            continue;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let project = dir.path().join("add-tenant");
+        let project_path = project.to_str().unwrap();
+        let printed = wasmhooks(
+            &[
+                "plugin",
+                "new",
+                "add-tenant",
+                "--lang",
+                lang,
+                "--dir",
+                project_path,
+            ],
+            None,
+        );
+        assert!(
+            printed.status.success(),
+            "{}",
+            String::from_utf8_lossy(&printed.stderr)
+        );
+        let said = String::from_utf8_lossy(&printed.stdout);
+        assert!(said.contains(build.split(" --").next().unwrap()), "{said}");
+        for file in ["README.md", "event.json", "wit/hook.wit"] {
+            assert!(project.join(file).exists(), "{lang}: {file}");
+        }
+        let status = Command::new("sh")
+            .args(["-c", build])
+            .current_dir(&project)
+            .status()
+            .unwrap();
+        assert!(status.success(), "the scaffolded {lang} plugin must build");
+        let event = project.join("event.json");
+        let cache = wasmhooks_testkit::shared_cache_dir();
+        let cache = cache.to_str().unwrap();
+        let outcome = succeeded(&plugin_run(
+            &project.join("plugin.wasm"),
+            event.to_str().unwrap(),
+            &[
+                "--config",
+                "tenant=acme",
+                "--timeout-ms",
+                "10000",
+                "--memory-mib",
+                "256",
+                "--cache-dir",
+                cache,
+            ],
+            None,
+        ));
+        assert_eq!(outcome["payload"]["tenant"], "acme", "{lang}");
+        assert_eq!(outcome["payload"]["handledBy"], "add-tenant", "{lang}");
+        assert_eq!(
+            outcome["logs"][0]["message"], "PostSignIn for tenant acme",
+            "{lang}"
+        );
+        let sync = succeeded(&plugin_run(
+            &project.join("plugin.wasm"),
+            event.to_str().unwrap(),
+            &[
+                "--config",
+                "tenant=acme",
+                "--sync",
+                "--timeout-ms",
+                "10000",
+                "--memory-mib",
+                "256",
+                "--cache-dir",
+                cache,
+            ],
+            None,
+        ));
+        assert_eq!(sync["outcome"], "allow", "{lang}: {sync}");
+    }
 }

@@ -2,6 +2,7 @@
 //! thin layer over the library.
 
 mod plugin;
+mod scaffold;
 mod serve;
 mod snippet;
 

@@ -1,7 +1,7 @@
 //! `wasmhooks plugin run` and `wasmhooks plugin new`.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,8 +22,9 @@ use crate::runtime::{
 pub(crate) enum PluginCommand {
     /// Run a plugin once on an event and print the outcome as JSON.
     Run(RunArgs),
-    /// Create a new plugin crate, ready for `cargo build --release --target wasm32-wasip2`.
-    New(NewArgs),
+    /// Create a new plugin project in Rust, JavaScript or Python, with its
+    /// build command, a sample event and a README.
+    New(super::scaffold::NewArgs),
 }
 
 #[derive(Debug, Args)]
@@ -73,20 +74,6 @@ pub(crate) struct CallArgs {
     cache_dir: Option<PathBuf>,
 }
 
-#[derive(Debug, Args)]
-pub(crate) struct NewArgs {
-    /// Name of the plugin crate, e.g. `add-tenant`.
-    name: String,
-    /// Directory to create the crate in (default: `./<name>`).
-    #[arg(long)]
-    dir: Option<PathBuf>,
-    /// Path to the wasmhooks-sdk crate, for a dependency by path (default:
-    /// the SDK this binary was built from, when it is still there, otherwise
-    /// the published crate).
-    #[arg(long)]
-    sdk_path: Option<PathBuf>,
-}
-
 fn key_value(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
@@ -99,15 +86,16 @@ impl PluginCommand {
         match self {
             PluginCommand::Run(args) => run(args).await,
             PluginCommand::New(args) => {
-                let dir = scaffold(&args)?;
-                println!("created {}", dir.display());
+                let project = super::scaffold::scaffold(&args)?;
+                println!("created {}", project.dir.display());
                 println!(
-                    "build it: cd {} && cargo build --release --target wasm32-wasip2",
-                    dir.display()
+                    "build it: cd {} && {}",
+                    project.dir.display(),
+                    project.build
                 );
                 println!(
-                    "run it:   wasmhooks plugin run target/wasm32-wasip2/release/{}.wasm --event event.json --config tenant=acme",
-                    args.name.replace('-', "_")
+                    "run it:   wasmhooks plugin run {} --event event.json --config tenant=acme",
+                    project.wasm
                 );
                 Ok(ExitCode::SUCCESS)
             }
@@ -261,134 +249,4 @@ impl<'a> Printed<'a> {
             compiled: origin == Origin::Compiled,
         }
     }
-}
-
-/// Write a new plugin crate and return its directory.
-fn scaffold(args: &NewArgs) -> anyhow::Result<PathBuf> {
-    let name = &args.name;
-    let valid = !name.is_empty()
-        && name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
-    if !valid {
-        bail!("`{name}` is not a valid crate name: use lower-case letters, digits, `-` and `_`, starting with a letter");
-    }
-    let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from(name));
-    if dir.exists() && std::fs::read_dir(&dir)?.next().is_some() {
-        bail!("`{}` already exists and is not empty", dir.display());
-    }
-    let sdk = sdk_dependency(args.sdk_path.as_deref())?;
-    std::fs::create_dir_all(dir.join("src"))?;
-    let files = [
-        (
-            "Cargo.toml",
-            template::CARGO_TOML
-                .replace("{name}", name)
-                .replace("{sdk}", &sdk),
-        ),
-        ("src/lib.rs", template::LIB_RS.replace("{name}", name)),
-        ("event.json", template::EVENT_JSON.to_string()),
-        (
-            "README.md",
-            template::README
-                .replace("{name}", name)
-                .replace("{wasm}", &name.replace('-', "_")),
-        ),
-        (".gitignore", "/target\n".to_string()),
-    ];
-    for (path, text) in files {
-        std::fs::write(dir.join(path), text).with_context(|| format!("writing {path}"))?;
-    }
-    Ok(dir)
-}
-
-/// The `wasmhooks-sdk = ...` dependency line for a new plugin.
-fn sdk_dependency(explicit: Option<&Path>) -> anyhow::Result<String> {
-    let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugin-sdk");
-    let path = match explicit {
-        Some(p) => Some(p.to_path_buf()),
-        None => built_from.join("Cargo.toml").exists().then_some(built_from),
-    };
-    Ok(match path {
-        Some(p) => {
-            let p = p
-                .canonicalize()
-                .with_context(|| format!("SDK path `{}`", p.display()))?;
-            format!("{{ path = {:?} }}", p.display().to_string())
-        }
-        None => format!("\"{}\"", env!("CARGO_PKG_VERSION")),
-    })
-}
-
-/// The files of a new plugin crate.
-mod template {
-    pub(super) const CARGO_TOML: &str = r#"[package]
-name = "{name}"
-version = "0.1.0"
-edition = "2021"
-
-[lib]
-crate-type = ["cdylib"]
-
-[dependencies]
-wasmhooks-sdk = {sdk}
-
-[profile.release]
-opt-level = "s"
-lto = true
-strip = true
-
-# A plugin is a crate of its own, not part of any enclosing workspace.
-[workspace]
-"#;
-
-    pub(super) const LIB_RS: &str = r#"//! {name}: a wasmhooks plugin.
-//!
-//! Adds `tenant` (from the hook's config) and `handledBy` to every payload.
-//! In a synchronous trigger it allows the flow, merging the same fields in.
-
-use wasmhooks_sdk::{config, export_hook, json, log, Error, Event, Hook, Outcome};
-
-struct Plugin;
-
-impl Hook for Plugin {
-    fn handle(mut event: Event) -> Result<Outcome, Error> {
-        let tenant = config::get("tenant").unwrap_or_else(|| "default".into());
-        log::info(&format!("{} for tenant {tenant}", event.name));
-        if event.is_sync() {
-            return Ok(Outcome::allow_merge(json!({ "tenant": tenant })));
-        }
-        event.payload["tenant"] = tenant.into();
-        event.payload["handledBy"] = "{name}".into();
-        Ok(Outcome::payload(event.payload))
-    }
-}
-
-export_hook!(Plugin);
-"#;
-
-    pub(super) const EVENT_JSON: &str = r#"{
-  "event": "PostSignIn",
-  "payload": {
-    "event": "PostSignIn",
-    "interactionEvent": "SignIn",
-    "sessionId": "sess_123",
-    "userId": "u_123",
-    "user": { "id": "u_123", "primaryEmail": "ada@example.com" },
-    "userIp": "203.0.113.7",
-    "userAgent": "Mozilla/5.0"
-  }
-}
-"#;
-
-    pub(super) const README: &str = r#"# {name}
-
-A wasmhooks plugin.
-
-    cargo build --release --target wasm32-wasip2
-    wasmhooks plugin run target/wasm32-wasip2/release/{wasm}.wasm --event event.json --config tenant=acme
-
-(`rustup target add wasm32-wasip2` once, if the target is missing.)
-"#;
 }
