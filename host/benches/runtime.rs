@@ -4,6 +4,12 @@
 //! runs it. Prints ns per call, the ratios to native, and calls per second
 //! with both cores busy.
 //!
+//! Then the same `enrich` written in Rust, JavaScript and Python (built with
+//! componentize-js and componentize-py when npm and python3 are present):
+//! each one's size, first load (compile) time and the memory that load and
+//! a first call add to the process, and its cost per call on a fresh
+//! instance, as a ratio to the Rust plugin measured in the same run.
+//!
 //! Run: `cargo bench -p wasmhooks --bench runtime` (unset RUST_BACKTRACE
 //! first: with it set, every error captures a backtrace).
 
@@ -16,6 +22,8 @@ use wasmhooks::runtime::{Grants, Outcome, Plugin, PluginEvent, Runtime, RuntimeC
 const ROUNDS: usize = 7;
 const CALLS_PER_ROUND: usize = 4000;
 const THREADS: usize = 2;
+/// Calls per round for the language comparison: the interpreters are slower.
+const LANGUAGE_CALLS: usize = 200;
 
 fn payload() -> String {
     let payload = serde_json::json!({
@@ -230,6 +238,74 @@ fn main() {
         println!(
             "{name:<34} {ns:>10.0} {:>10.2} {rate:>16.0}",
             ns / native_ns
+        );
+    }
+    tokio.block_on(languages(&event, &grants));
+}
+
+/// The process's resident memory, in bytes.
+fn resident() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+/// `enrich` in each language that can be built here, side by side.
+async fn languages(event: &PluginEvent, grants: &Arc<Grants>) {
+    use wasmhooks_testkit::{polyglot, workspace_root};
+    let root = workspace_root();
+    let builds = [
+        ("Rust", Some(wasmhooks_testkit::plugin("enrich"))),
+        (
+            "JavaScript",
+            polyglot::build_js(&root.join("plugins-js/enrich")),
+        ),
+        (
+            "Python",
+            polyglot::build_python(&root.join("plugins-py/enrich")),
+        ),
+    ];
+    println!();
+    println!("enrich in each language, fresh instance per call, median of {ROUNDS} rounds x {LANGUAGE_CALLS} calls");
+    println!(
+        "{:<12} {:>10} {:>14} {:>16} {:>10} {:>10}",
+        "", "size KB", "first load ms", "memory added MB", "us/call", "x Rust"
+    );
+    let mut rust_ns = None;
+    for (language, wasm) in builds {
+        let Some(wasm) = wasm else {
+            println!("{language:<12} (its toolchain is missing here)");
+            continue;
+        };
+        let bytes = std::fs::read(&wasm).unwrap();
+        // A runtime of its own, without a compile cache: the load compiles.
+        let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
+        let before = resident();
+        let started = Instant::now();
+        let plugin = runtime.load(&bytes).unwrap();
+        let load = started.elapsed();
+        expect_enriched(plugin.call(event, grants).await.result);
+        let added = resident().saturating_sub(before);
+        let mut rounds = Vec::new();
+        for _ in 0..ROUNDS {
+            rounds.push(per_call(
+                fresh_round(&plugin, event, grants, LANGUAGE_CALLS).await,
+                LANGUAGE_CALLS,
+            ));
+        }
+        let ns = median(rounds);
+        let base = *rust_ns.get_or_insert(ns);
+        println!(
+            "{language:<12} {:>10} {:>14.0} {:>16.1} {:>10.1} {:>10.1}",
+            bytes.len() / 1024,
+            load.as_secs_f64() * 1000.0,
+            added as f64 / (1024.0 * 1024.0),
+            ns / 1000.0,
+            ns / base
         );
     }
 }
