@@ -1,5 +1,5 @@
 //! Plugins in three languages: the example plugins `enrich` and
-//! `block-disposable-email`, written in Rust (`plugins/`), JavaScript
+//! `block-disposable-email` and `geo-lookup`, written in Rust (`plugins/`), JavaScript
 //! (`plugins-js/`) and Python (`plugins-py/`) on each language's SDK, built
 //! with their real toolchains and run with `wasmhooks plugin run`, give the
 //! same outcomes on the same events. JavaScript needs npm and Python needs
@@ -33,7 +33,7 @@ fn builds(name: &str) -> Vec<(&'static str, PathBuf)> {
 }
 
 /// What `plugin run` printed of the outcome: everything but timings and
-/// cache state, with the payload parsed.
+/// cache state, with the payload parsed, and the logs' messages.
 fn outcome(wasm: &Path, event: &Value, args: &[&str], dir: &Path) -> Value {
     let file = dir.join("event.json");
     std::fs::write(&file, event.to_string()).unwrap();
@@ -62,8 +62,12 @@ fn outcome(wasm: &Path, event: &Value, args: &[&str], dir: &Path) -> Value {
         )
     });
     let mut kept = printed.as_object().unwrap().clone();
-    for volatile in ["duration_ms", "compiled", "logs", "logs_truncated"] {
+    for volatile in ["duration_ms", "compiled", "logs_truncated"] {
         kept.remove(volatile);
+    }
+    if let Some(Value::Array(lines)) = kept.remove("logs") {
+        let messages = lines.iter().map(|l| l["message"].clone()).collect();
+        kept.insert("logs".into(), Value::Array(messages));
     }
     for parsed in ["payload", "patch"] {
         if let Some(Value::String(text)) = kept.get(parsed) {
@@ -148,4 +152,73 @@ fn block_disposable_email_is_the_same_in_rust_javascript_and_python() {
         vec!["--sync"],
     ));
     same_everywhere("block-disposable-email", &cases);
+}
+
+/// geo-lookup calls a granted HTTP API (a real receiver on 127.0.0.1) with
+/// its secret as a bearer token; refused hosts and failing answers fail the
+/// call alike in every language.
+#[test]
+fn geo_lookup_is_the_same_in_rust_javascript_and_python() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let receiver = runtime.block_on(wasmhooks_testkit::Receiver::start(
+        axum::Router::new().route(
+            "/geo",
+            axum::routing::get(
+                |axum::extract::Query(q): axum::extract::Query<
+                    std::collections::HashMap<String, String>,
+                >,
+                 headers: axum::http::HeaderMap| async move {
+                    let auth = headers
+                        .get("authorization")
+                        .map(|v| v.to_str().unwrap().to_string());
+                    if q.get("ip").is_some_and(|ip| ip == "0.0.0.0") {
+                        return Err(axum::http::StatusCode::NOT_FOUND);
+                    }
+                    Ok(axum::Json(
+                        json!({"ip": q.get("ip"), "country": "NZ", "auth": auth}),
+                    ))
+                },
+            ),
+        ),
+    ));
+    let url = format!("url={}", receiver.url("/geo?ip={ip}"));
+    let granted = |extra: &[&'static str]| {
+        let mut args = vec![
+            "--config".to_string(),
+            url.clone(),
+            "--allow-host".into(),
+            "127.0.0.1".into(),
+            "--allow-network".into(),
+            "127.0.0.1/32".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+    let sign_in_from =
+        |ip: &str| json!({"event": "PostSignIn", "payload": {"event": "PostSignIn", "userIp": ip}});
+    let cases = [
+        (
+            sign_in_from("203.0.113.7"),
+            granted(&["--secret", "api-key=k3y"]),
+        ),
+        (
+            sign_in_from("203.0.113.7"),
+            granted(&["--config", "field=where.geo"]),
+        ),
+        (sign_in_from("0.0.0.0"), granted(&[])),
+        (
+            json!({"event": "PostSignIn", "payload": {"event": "PostSignIn"}}),
+            granted(&[]),
+        ),
+        (
+            sign_in_from("203.0.113.7"),
+            vec!["--config".to_string(), url.clone()],
+        ),
+    ];
+    let cases: Vec<(Value, Vec<&str>)> = cases
+        .iter()
+        .map(|(event, args)| (event.clone(), args.iter().map(String::as_str).collect()))
+        .collect();
+    same_everywhere("geo-lookup", &cases);
+    drop(receiver);
 }

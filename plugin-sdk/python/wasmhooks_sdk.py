@@ -2,7 +2,8 @@
 
 The same shape as the Rust SDK: an :class:`Event` with its payload parsed,
 :class:`Outcome` helpers, :mod:`config`, :mod:`secrets` and :mod:`log`
-accessors, and :func:`hook` to export a function as the plugin's handler::
+accessors, outbound :class:`http`, and :func:`hook` to export a function as
+the plugin's handler::
 
     import wasmhooks_sdk as wh
 
@@ -20,10 +21,14 @@ from __future__ import annotations
 
 import json
 from typing import Any, Callable, Dict, List, Optional, Tuple
+from urllib.parse import urlsplit
 
 from componentize_py_types import Err
 from wit_world import exports
 from wit_world.imports import config as _config
+from wit_world.imports import outgoing_handler as _outgoing
+from wit_world.imports import streams as _streams
+from wit_world.imports import wasi_http_types as _http
 from wit_world.imports import log as _log
 from wit_world.imports import secrets as _secrets
 from wit_world.imports import wasmhooks_hook_types as _types
@@ -161,6 +166,111 @@ class log:  # noqa: N801
     @staticmethod
     def error(message: str) -> None:
         _log.write(_log.Level.ERROR, message)
+
+
+class Response:
+    """An HTTP response: status, headers (lower-case names) and body."""
+
+    def __init__(self, status: int, headers: List[Tuple[str, str]], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def header(self, name: str) -> Optional[str]:
+        """The first value of header ``name``, or None."""
+        name = name.lower()
+        return next((v for k, v in self.headers if k == name), None)
+
+    def text(self) -> str:
+        """The body as UTF-8 text."""
+        return self.body.decode("utf-8", errors="replace")
+
+    def json(self) -> Json:
+        """The body parsed as JSON."""
+        return json.loads(self.body)
+
+
+class HttpError(Exception):
+    """The request could not be made: not granted, blocked, timed out or refused."""
+
+
+_METHODS = {
+    "GET": _http.Method_Get(),
+    "HEAD": _http.Method_Head(),
+    "POST": _http.Method_Post(),
+    "PUT": _http.Method_Put(),
+    "DELETE": _http.Method_Delete(),
+    "PATCH": _http.Method_Patch(),
+    "OPTIONS": _http.Method_Options(),
+}
+
+
+class http:  # noqa: N801
+    """Outbound HTTP, to the hosts the hook grants (over ``wasi:http``)."""
+
+    @staticmethod
+    def request(
+        method: str,
+        url: str,
+        headers: Optional[Dict[str, str]] = None,
+        body: Optional[bytes] = None,
+    ) -> Response:
+        """Send a request and wait for the whole response."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise HttpError(f"`{url}` is not an http(s) URL")
+        fields = _http.Fields.from_list(
+            [(k.lower(), v.encode()) for k, v in (headers or {}).items()]
+        )
+        request = _http.OutgoingRequest(fields)
+        request.set_method(_METHODS.get(method.upper()) or _http.Method_Other(method))
+        request.set_scheme(_http.Scheme_Https() if parts.scheme == "https" else _http.Scheme_Http())
+        request.set_authority(parts.netloc)
+        request.set_path_with_query((parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
+        outgoing = request.body()
+        try:
+            future = _outgoing.handle(request, None)
+        except Err as e:
+            raise HttpError(f"{method} {url}: {e.value}")
+        with outgoing.write() as stream:
+            data = body or b""
+            for start in range(0, len(data), 4096):
+                stream.blocking_write_and_flush(data[start : start + 4096])
+        _http.OutgoingBody.finish(outgoing, None)
+        with future.subscribe() as ready:
+            ready.block()
+        # Some(Ok(Ok(response))), or Some(Ok(Err(error code))).
+        answer = future.get()
+        if answer is None or isinstance(answer, Err):
+            raise HttpError(f"{method} {url}: no response")
+        if isinstance(answer.value, Err):
+            raise HttpError(f"{method} {url}: {answer.value.value}")
+        response = answer.value.value
+        status = response.status()
+        with response.headers() as fields:
+            got = [(k, v.decode("utf-8", errors="replace")) for k, v in fields.entries()]
+        incoming = response.consume()
+        chunks = []
+        with incoming.stream() as stream:
+            while True:
+                try:
+                    chunks.append(stream.blocking_read(65536))
+                except Err as e:
+                    if isinstance(e.value, _streams.StreamError_Closed):
+                        break
+                    raise HttpError(f"{method} {url}: reading the body failed")
+        return Response(status, got, b"".join(chunks))
+
+    @staticmethod
+    def get(url: str, headers: Optional[Dict[str, str]] = None) -> Response:
+        """``GET url``."""
+        return http.request("GET", url, headers)
+
+    @staticmethod
+    def post_json(url: str, body: Json, headers: Optional[Dict[str, str]] = None) -> Response:
+        """``POST url`` with a JSON body."""
+        sent = {"content-type": "application/json", **(headers or {})}
+        return http.request("POST", url, sent, _text(body).encode())
 
 
 def get_path(value: Json, path: str) -> Json:
