@@ -1,8 +1,8 @@
-//! Plugins in three languages: the example plugins `enrich` and
-//! `block-disposable-email` and `geo-lookup`, written in Rust (`plugins/`), JavaScript
-//! (`plugins-js/`) and Python (`plugins-py/`) on each language's SDK, built
-//! with their real toolchains and run with `wasmhooks plugin run`, give the
-//! same outcomes on the same events. JavaScript needs npm and Python needs
+//! Plugins in three languages: the example plugins `enrich`,
+//! `block-disposable-email` and `geo-lookup`, written in Rust (`plugins/`),
+//! JavaScript (`plugins-js/`) and Python (`plugins-py/`) on each language's
+//! SDK, built with their real toolchains and run with `wasmhooks plugin
+//! run`, give the same outcomes and log lines on the same events. JavaScript needs npm and Python needs
 //! python3; CI always has both.
 
 use std::path::{Path, PathBuf};
