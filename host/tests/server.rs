@@ -1379,7 +1379,12 @@ impl Server {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_webhooks_from_logto_and_standard_senders_become_events() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), LOOPBACK);
+    // Logto: the signing key from Logto's console.
+    let key = "uKFwbT0yd3Ydhp3eR7s0qjn2Ha5ZK1f3";
+    let config = format!(
+        "{LOOPBACK}\n[[sources]]\nid = \"from-file\"\nkind = \"logto\"\nsigning_key = \"{key}\"\n"
+    );
+    let server = Server::start(dir.path(), &config);
     let script = Script::new(vec![ok()]);
     let receiver = script.start().await;
     server
@@ -1390,8 +1395,6 @@ async fn signed_webhooks_from_logto_and_standard_senders_become_events() {
         )
         .await;
 
-    // Logto: the signing key from Logto's console.
-    let key = "uKFwbT0yd3Ydhp3eR7s0qjn2Ha5ZK1f3";
     let (status, created) = server
         .call(
             Method::PUT,
@@ -1445,6 +1448,19 @@ async fn signed_webhooks_from_logto_and_standard_senders_become_events() {
         1,
         "nothing refused was stored"
     );
+    let (status, from_file) = server
+        .inbound(
+            "from-file",
+            &[("logto-signature-sha-256", &signature)],
+            &body,
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::ACCEPTED,
+        "a source from [[sources]]: {from_file}"
+    );
+    script.wait_for(2, Duration::from_secs(20)).await;
 
     // Standard Webhooks, signed by the reference library.
     let Some(python) = wasmhooks_testkit::python::tool(STANDARD_WEBHOOKS, "python") else {
@@ -1483,8 +1499,8 @@ async fn signed_webhooks_from_logto_and_standard_senders_become_events() {
     let (status, again) = server.inbound("billing", &headers, &body).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{again}");
     assert_eq!(again["duplicate"], true, "a replayed webhook-id is dropped");
-    let seen = script.wait_for(2, Duration::from_secs(20)).await;
-    let delivered: Value = serde_json::from_slice(&seen[1].body).unwrap();
+    let seen = script.wait_for(3, Duration::from_secs(20)).await;
+    let delivered: Value = serde_json::from_slice(&seen[2].body).unwrap();
     assert_eq!(delivered["event"], "User.Created");
     assert_eq!(delivered["data"]["id"], "u2");
 
@@ -1525,12 +1541,12 @@ async fn signed_webhooks_from_logto_and_standard_senders_become_events() {
     assert_eq!(error_code(&refused), "unknown_event");
     assert_eq!(
         server.delivery_count("onward").await,
-        2,
+        3,
         "nothing refused was stored"
     );
 
     let listed = server.get("/v1/sources").await;
-    assert_eq!(listed.as_array().unwrap().len(), 2);
+    assert_eq!(listed.as_array().unwrap().len(), 3);
     assert!(!listed.to_string().contains(&secret), "masked: {listed}");
     let (status, _) = server
         .call(Method::DELETE, "/v1/sources/billing", None)

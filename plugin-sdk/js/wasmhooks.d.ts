@@ -69,6 +69,31 @@ export declare const log: {
   error(message: string): void;
 };
 
+/** An HTTP response: status, headers (lower-case names) and body. */
+export declare class Response {
+  readonly status: number;
+  readonly headers: [string, string][];
+  readonly body: Uint8Array;
+  /** The first value of header `name`, or null. */
+  header(name: string): string | null;
+  /** The body as UTF-8 text. */
+  text(): string;
+  /** The body parsed as JSON. */
+  json(): Json;
+}
+
+/** Outbound HTTP, to the hosts the hook grants. Throws a HookError when the request cannot be made. */
+export declare const http: {
+  request(
+    method: string,
+    url: string,
+    headers?: Record<string, string>,
+    body?: string | Uint8Array,
+  ): Response;
+  get(url: string, headers?: Record<string, string>): Response;
+  postJson(url: string, body: Json, headers?: Record<string, string>): Response;
+};
+
 /** The value at a dotted `path` (`user.primaryEmail`), or undefined. */
 export declare function getPath(value: Json, path: string): Json | undefined;
 
