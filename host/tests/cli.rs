@@ -348,16 +348,8 @@ fn plugin_new_scaffolds_javascript_and_python_projects_that_build_and_run() {
         ),
         ("python", "python3", "sh build.sh"),
     ] {
-        let present = Command::new(tool)
-            .arg("--version")
-            .output()
-            .is_ok_and(|out| out.status.success());
-        if !present {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI builds a scaffolded {lang} plugin: {tool} is needed"
-            );
-            eprintln!("skipped {lang}: {tool} is missing");
+        if !wasmhooks_testkit::tools::present(tool) {
+            wasmhooks_testkit::tools::skip_without(&format!("{tool}, to build a {lang} plugin"));
             continue;
         }
         let dir = tempfile::tempdir().unwrap();
@@ -393,44 +385,26 @@ fn plugin_new_scaffolds_javascript_and_python_projects_that_build_and_run() {
         assert!(status.success(), "the scaffolded {lang} plugin must build");
         let event = project.join("event.json");
         let cache = wasmhooks_testkit::shared_cache_dir();
-        let cache = cache.to_str().unwrap();
-        let outcome = succeeded(&plugin_run(
-            &project.join("plugin.wasm"),
-            event.to_str().unwrap(),
-            &[
-                "--config",
-                "tenant=acme",
-                "--timeout-ms",
-                "10000",
+        let wasm = project.join("plugin.wasm");
+        let run = |extra: &[&str]| {
+            let mut args = vec!["--config", "tenant=acme", "--timeout-ms", "10000"];
+            args.extend([
                 "--memory-mib",
                 "256",
                 "--cache-dir",
-                cache,
-            ],
-            None,
-        ));
+                cache.to_str().unwrap(),
+            ]);
+            args.extend(extra);
+            succeeded(&plugin_run(&wasm, event.to_str().unwrap(), &args, None))
+        };
+        let outcome = run(&[]);
         assert_eq!(outcome["payload"]["tenant"], "acme", "{lang}");
         assert_eq!(outcome["payload"]["handledBy"], "add-tenant", "{lang}");
         assert_eq!(
             outcome["logs"][0]["message"], "PostSignIn for tenant acme",
             "{lang}"
         );
-        let sync = succeeded(&plugin_run(
-            &project.join("plugin.wasm"),
-            event.to_str().unwrap(),
-            &[
-                "--config",
-                "tenant=acme",
-                "--sync",
-                "--timeout-ms",
-                "10000",
-                "--memory-mib",
-                "256",
-                "--cache-dir",
-                cache,
-            ],
-            None,
-        ));
+        let sync = run(&["--sync"]);
         assert_eq!(sync["outcome"], "allow", "{lang}: {sync}");
     }
 }

@@ -10,6 +10,7 @@
 //! - [`db`]: fresh SQLite files and PostgreSQL databases for store tests.
 //! - [`python::tool`]: a command from PyPI, installed on first use.
 //! - [`polyglot`]: JavaScript and Python plugins built with their toolchains.
+//! - [`tools`]: whether an external tool is here, and running it.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -19,6 +20,7 @@ pub mod polyglot;
 pub mod python;
 pub mod script;
 pub mod serve;
+pub mod tools;
 
 /// The workspace root: the parent of the package whose test is running
 /// (cargo names it in `CARGO_MANIFEST_DIR` when it runs a test), or of this

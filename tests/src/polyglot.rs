@@ -7,35 +7,21 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::tools::{install_dir, present, run};
+
 /// componentize-js, pinned.
 pub const COMPONENTIZE_JS: &str = "@bytecodealliance/componentize-js@0.23.0";
 
 /// componentize-py, pinned.
 pub const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
 
-fn run(command: &mut Command, what: &str) {
-    let out = command.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(
-        out.status.success(),
-        "{what} failed: {}\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// The `componentize-js` command, installed with npm on first use; `None`
 /// when the machine has no npm.
 pub fn componentize_js() -> Option<PathBuf> {
-    let npm = Command::new("npm").arg("--version").output();
-    if !npm.is_ok_and(|out| out.status.success()) {
+    if !present("npm") {
         return None;
     }
-    let name: String = COMPONENTIZE_JS
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
-    let prefix = crate::target_dir().join("npm").join(name);
+    let prefix = install_dir("npm", COMPONENTIZE_JS);
     let bin = prefix.join("node_modules/.bin/componentize-js");
     if !bin.exists() {
         std::fs::create_dir_all(&prefix).expect("create the npm prefix");

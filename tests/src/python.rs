@@ -5,28 +5,21 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use crate::tools::{install_dir, present, run};
+
 /// The path of `command` from `requirement` (a pinned pip requirement such
 /// as `schemathesis==4.32.5`), installing it on first use. `None` when the
 /// machine has no `python3`.
 pub fn tool(requirement: &str, command: &str) -> Option<PathBuf> {
-    let python = Command::new("python3").arg("--version").output();
-    if !python.is_ok_and(|out| out.status.success()) {
+    if !present("python3") {
         return None;
     }
-    let name: String = requirement
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
-    let venv = crate::target_dir().join("python").join(name);
+    let venv = install_dir("python", requirement);
     let bin = venv.join("bin").join(command);
     let installed = venv.join("installed");
     if std::fs::read_to_string(&installed).is_ok_and(|r| r == requirement) && bin.exists() {
         return Some(bin);
     }
-    let run = |cmd: &mut Command, what: &str| {
-        let status = cmd.status().unwrap_or_else(|e| panic!("{what}: {e}"));
-        assert!(status.success(), "{what} failed: {status}");
-    };
     run(
         Command::new("python3").args(["-m", "venv"]).arg(&venv),
         "creating a virtual environment",

@@ -925,8 +925,8 @@ struct UploadParams {
 /// changes nothing. A component that compiles within 1.5 s answers 201,
 /// `ready`; a larger one answers 202, `compiling`, and compiles in the
 /// background (its status is in the plugin list; calls wait for it).
+// Its body is documented by `document_plugin_upload`.
 #[utoipa::path(post, path = "/v1/plugins", tag = "plugins", params(UploadParams),
-    request_body(content = String, content_type = "application/wasm"),
     responses((status = 201, body = PluginView), (status = 202, body = PluginView),
         (status = 400, body = ErrorBody), (status = 413, body = ErrorBody)))]
 async fn upload_plugin(

@@ -54,19 +54,16 @@ impl Held {
         let read = read();
         let ids = {
             let mut state = self.lock();
-            let ids: Vec<String> = match read {
-                Ok(ids) => ids
-                    .into_iter()
+            // Filtered before `done_reading`, which may forget what was let go.
+            let free = read.map(|ids| {
+                ids.into_iter()
                     .filter(|id| {
                         !state.held.contains(id) && state.let_go.get(id).is_none_or(|&n| n <= began)
                     })
-                    .collect(),
-                Err(e) => {
-                    state.done_reading(began);
-                    return Err(e);
-                }
-            };
+                    .collect::<Vec<String>>()
+            });
             state.done_reading(began);
+            let ids = free?;
             state.held.extend(ids.iter().cloned());
             ids
         };
