@@ -1438,6 +1438,16 @@ async fn signed_webhooks_from_logto_and_standard_senders_become_events() {
         .inbound("nobody", &[("logto-signature-sha-256", &signature)], &body)
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    // Over the body cap (1 MiB by default), even when correctly signed.
+    let huge = json!({"event": "PostRegister", "padding": "x".repeat(2 << 20)}).to_string();
+    let (status, refused) = server
+        .inbound(
+            "logto",
+            &[("logto-signature-sha-256", &logto_signed(key, &huge))],
+            &huge,
+        )
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{refused}");
     assert_eq!(
         server.delivery_count("onward").await,
         1,
