@@ -1438,16 +1438,22 @@ async fn signed_webhooks_from_logto_and_standard_senders_become_events() {
         .inbound("nobody", &[("logto-signature-sha-256", &signature)], &body)
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    // Over the body cap (1 MiB by default), even when correctly signed.
+    // Over the body cap (1 MiB by default), even when correctly signed. The
+    // server closes a connection whose body it refused unread, so this one
+    // goes on a connection of its own.
     let huge = json!({"event": "PostRegister", "padding": "x".repeat(2 << 20)}).to_string();
-    let (status, refused) = server
-        .inbound(
-            "logto",
-            &[("logto-signature-sha-256", &logto_signed(key, &huge))],
-            &huge,
-        )
+    let refused = reqwest::Client::new()
+        .post(format!("{}/v1/inbound/logto", server.url))
+        .header("content-type", "application/json")
+        .header("logto-signature-sha-256", logto_signed(key, &huge))
+        .body(huge)
+        .send()
         .await;
-    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{refused}");
+    // The 413 may reach the client, or the close may cut its upload first.
+    match refused {
+        Ok(answer) => assert_eq!(answer.status(), StatusCode::PAYLOAD_TOO_LARGE),
+        Err(e) => assert!(e.is_request() || e.is_body(), "{e}"),
+    }
     assert_eq!(
         server.delivery_count("onward").await,
         1,
