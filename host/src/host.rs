@@ -935,9 +935,12 @@ impl Host {
 
     // Deliveries.
 
-    /// Deliveries of a hook, newest first, filtered and paginated.
+    /// Deliveries of a hook (or of every hook), newest first, filtered and
+    /// paginated.
     pub async fn deliveries(&self, query: &DeliveryQuery) -> HostResult<Vec<Delivery>> {
-        self.record(&query.hook_id).await?;
+        if let Some(id) = &query.hook_id {
+            self.record(id).await?;
+        }
         Ok(self.inner.store.deliveries(query).await?)
     }
 
@@ -991,6 +994,19 @@ impl Host {
     pub async fn hook_stats(&self, id: &str, since: Millis) -> HostResult<HookStats> {
         self.record(id).await?;
         Ok(self.inner.store.hook_stats(id, since).await?)
+    }
+
+    /// A hook's attempts since `since` in `buckets` equal periods up to
+    /// now: counts and latency percentiles per period, for charts.
+    pub async fn hook_series(
+        &self,
+        id: &str,
+        since: Millis,
+        buckets: usize,
+    ) -> HostResult<Vec<crate::store::StatsBucket>> {
+        self.record(id).await?;
+        let samples = self.inner.store.attempt_samples(id, since).await?;
+        Ok(crate::store::bucketed(&samples, since, now_ms(), buckets))
     }
 
     // Plugins.

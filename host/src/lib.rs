@@ -19,6 +19,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod delivery;
 mod duration;
 pub mod event;

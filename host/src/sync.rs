@@ -29,6 +29,9 @@ use crate::pipeline::{EventInfo, Pipeline, PluginRegistry, Ran, Steps};
 use crate::runtime::Deadline;
 use crate::store::{new_id, SharedStore, StoreError};
 
+/// The longest deadline a synchronous call may ask for, in milliseconds.
+pub const MAX_SYNC_DEADLINE_MS: u64 = 60_000;
+
 /// The metric label of a call to a trigger no hook answers.
 const UNBOUND: &str = "_unbound";
 

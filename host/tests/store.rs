@@ -626,7 +626,7 @@ async fn deliveries_are_listed_by_filter_and_page(store: SharedStore) {
         .unwrap();
 
     let query = |status, after: Option<String>| DeliveryQuery {
-        hook_id: "hook_1".into(),
+        hook_id: Some("hook_1".into()),
         status,
         limit: 2,
         after,

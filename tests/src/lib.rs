@@ -11,10 +11,12 @@
 //! - [`python::tool`]: a command from PyPI, installed on first use.
 //! - [`polyglot`]: JavaScript and Python plugins built with their toolchains.
 //! - [`tools`]: whether an external tool is here, and running it.
+//! - [`browser`]: headless Chromium driven over WebDriver.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+pub mod browser;
 pub mod db;
 pub mod polyglot;
 pub mod python;

@@ -555,7 +555,7 @@ struct SyncRequest {
 }
 
 /// The longest deadline a sync caller may ask for: a user is waiting.
-const MAX_SYNC_DEADLINE_MS: u64 = 60_000;
+use crate::sync::MAX_SYNC_DEADLINE_MS;
 
 /// Run the sync hooks bound to a trigger and answer allow (with the
 /// patched payload and the patch) or deny (code, message, hook).
@@ -794,7 +794,7 @@ async fn list_deliveries(
         return Err(ApiError::bad_request("`limit` must be 1 to 500"));
     }
     let query = DeliveryQuery {
-        hook_id: id,
+        hook_id: Some(id),
         status: filter.status,
         since: filter.since.map(|t| t.0),
         until: filter.until.map(|t| t.0),

@@ -11,6 +11,7 @@ use clap::Args;
 
 use crate::api::{self, BodyLimits, Tokens};
 use crate::config::{Config, LogFormat};
+use crate::console;
 use crate::host::Host;
 use crate::runtime::content_hash;
 
@@ -52,7 +53,11 @@ impl ServeArgs {
             json: config.max_body_bytes,
             plugin: config.max_plugin_bytes,
         };
-        let app = api::router(host.clone(), tokens, limits);
+        let app = api::router(host.clone(), tokens.clone(), limits).merge(console::router(
+            host.clone(),
+            tokens,
+            limits,
+        ));
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown_signal())
             .await

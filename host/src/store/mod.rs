@@ -168,13 +168,20 @@ pub trait Store: Send + Sync + 'static {
     /// Delete source `id`; `NotFound` if there is none.
     async fn delete_source(&self, id: &str) -> StoreResult<()>;
 
-    /// Deliveries of a hook, newest first, filtered and paginated.
+    /// Deliveries of a hook (or of every hook), newest first, filtered and
+    /// paginated.
     async fn deliveries(&self, query: &DeliveryQuery) -> StoreResult<Vec<Delivery>>;
     /// One delivery with its attempts, oldest first.
     async fn delivery(&self, id: &str) -> StoreResult<Option<(Delivery, Vec<Attempt>)>>;
     /// Attempts of a hook's deliveries since `since`: requests, successes,
     /// failures and request latency percentiles.
     async fn hook_stats(&self, hook_id: &str, since: Millis) -> StoreResult<HookStats>;
+    /// Every attempt of a hook's deliveries since `since`, for charts.
+    async fn attempt_samples(
+        &self,
+        hook_id: &str,
+        since: Millis,
+    ) -> StoreResult<Vec<AttemptSample>>;
     /// Events created in `[since, until)`, oldest first (by time, then id),
     /// at most `limit`. To page, pass the last event's time as `since` and
     /// its id as `after`.

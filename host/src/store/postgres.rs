@@ -1034,6 +1034,27 @@ impl Store for PostgresStore {
         })
     }
 
+    async fn attempt_samples(
+        &self,
+        hook_id: &str,
+        since: Millis,
+    ) -> StoreResult<Vec<AttemptSample>> {
+        let rows = self
+            .client()
+            .await?
+            .query(&pg(sql::ATTEMPT_SAMPLES), &[&hook_id, &since])
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| AttemptSample {
+                started_at: r.get(0),
+                duration_ms: r.get::<_, i64>(1) as u64,
+                success: r.get(2),
+                sent: r.get(3),
+            })
+            .collect())
+    }
+
     async fn register_event_type(&self, name: &str) -> StoreResult<()> {
         self.client()
             .await?

@@ -12,7 +12,7 @@ pub(crate) enum Dialect {
 }
 
 /// The schema, one entry per version; each runs once, in order.
-pub(crate) fn migrations(dialect: Dialect) -> [String; 7] {
+pub(crate) fn migrations(dialect: Dialect) -> [String; 8] {
     let (int, blob, serial) = match dialect {
         Dialect::Sqlite => ("INTEGER", "BLOB", "INTEGER PRIMARY KEY AUTOINCREMENT"),
         Dialect::Postgres => (
@@ -103,7 +103,8 @@ pub(crate) fn migrations(dialect: Dialect) -> [String; 7] {
     format!(
         "CREATE TABLE sources (id TEXT PRIMARY KEY, spec TEXT NOT NULL,
             created_at {int} NOT NULL, updated_at {int} NOT NULL);"
-    )]
+    ),
+    "CREATE INDEX deliveries_created ON deliveries (created_at, id);".to_string()]
 }
 
 /// Rewrite `?N` placeholders as `$N` for PostgreSQL.
@@ -347,7 +348,7 @@ pub(crate) fn select_delivery() -> String {
 pub(crate) fn list_deliveries() -> String {
     format!(
         "SELECT {DELIVERY_COLUMNS} FROM deliveries d
-         WHERE d.hook_id = ?1
+         WHERE (CAST(?1 AS TEXT) IS NULL OR d.hook_id = ?1)
            AND (CAST(?2 AS TEXT) IS NULL OR d.status = ?2)
            AND (CAST(?3 AS BIGINT) IS NULL OR d.created_at >= ?3)
            AND (CAST(?4 AS BIGINT) IS NULL OR d.created_at < ?4)
@@ -402,6 +403,13 @@ pub(crate) const RETRY_NOW: &str = "UPDATE deliveries
 pub(crate) const HOOK_STATS: &str =
     "SELECT COUNT(*), COUNT(*) FILTER (WHERE a.success), COUNT(*) FILTER (WHERE NOT a.success),
         COUNT(*) FILTER (WHERE a.request_body <> '')
+     FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+     WHERE d.hook_id = ?1 AND a.started_at >= ?2";
+
+/// Params: hook id, since: each attempt's start, duration, success and
+/// whether it sent a request.
+pub(crate) const ATTEMPT_SAMPLES: &str =
+    "SELECT a.started_at, a.duration_ms, a.success, a.request_body <> ''
      FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
      WHERE d.hook_id = ?1 AND a.started_at >= ?2";
 

@@ -1075,6 +1075,27 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn attempt_samples(
+        &self,
+        hook_id: &str,
+        since: Millis,
+    ) -> StoreResult<Vec<AttemptSample>> {
+        let hook_id = hook_id.to_string();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(sql::ATTEMPT_SAMPLES)?;
+            let rows = stmt.query_map(params![hook_id, since], |r| {
+                Ok(AttemptSample {
+                    started_at: r.get(0)?,
+                    duration_ms: r.get::<_, i64>(1)? as u64,
+                    success: r.get(2)?,
+                    sent: r.get(3)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
     async fn register_event_type(&self, name: &str) -> StoreResult<()> {
         let name = name.to_string();
         self.write(move |conn| {

@@ -338,8 +338,8 @@ pub enum Next {
 /// Filter for [`Store::deliveries`](super::Store::deliveries).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeliveryQuery {
-    /// The hook.
-    pub hook_id: String,
+    /// Only this hook's; every hook's when `None`.
+    pub hook_id: Option<String>,
     /// Only this status.
     pub status: Option<DeliveryStatus>,
     /// Created at or after.
@@ -363,6 +363,75 @@ pub struct HookStats {
     pub failures: u64,
     /// Request latency percentiles of the attempts that sent a request.
     pub latency_ms: Latency,
+}
+
+/// One attempt as charts see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptSample {
+    /// When it started.
+    pub started_at: Millis,
+    /// How long it took.
+    pub duration_ms: u64,
+    /// Whether it delivered.
+    pub success: bool,
+    /// Whether a request went to the endpoint (only those have a latency).
+    pub sent: bool,
+}
+
+/// A hook's attempts in one period of a chart.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct StatsBucket {
+    /// Start of the period.
+    pub start: Millis,
+    /// Attempts, successes, failures and latency in it.
+    pub stats: HookStats,
+}
+
+/// `samples` counted in `buckets` equal periods of `[since, until)`; each
+/// period's latency percentiles are taken over its sent attempts, ranked as
+/// [`HookStats`] ranks them.
+pub fn bucketed(
+    samples: &[AttemptSample],
+    since: Millis,
+    until: Millis,
+    buckets: usize,
+) -> Vec<StatsBucket> {
+    let buckets = buckets.max(1);
+    let width = ((until - since).max(1) as u64)
+        .div_ceil(buckets as u64)
+        .max(1) as Millis;
+    let mut out: Vec<StatsBucket> = (0..buckets)
+        .map(|i| StatsBucket {
+            start: since + i as Millis * width,
+            stats: HookStats::default(),
+        })
+        .collect();
+    let mut durations = vec![Vec::new(); buckets];
+    for sample in samples {
+        let Some(i) = usize::try_from((sample.started_at - since) / width)
+            .ok()
+            .filter(|i| *i < buckets)
+        else {
+            continue;
+        };
+        let stats = &mut out[i].stats;
+        stats.requests += 1;
+        if sample.success {
+            stats.successes += 1;
+        } else {
+            stats.failures += 1;
+        }
+        if sample.sent {
+            durations[i].push(sample.duration_ms);
+        }
+    }
+    for (bucket, mut durations) in out.iter_mut().zip(durations) {
+        durations.sort_unstable();
+        let ranks = super::sql::percentile_ranks(durations.len() as u64);
+        bucket.stats.latency_ms =
+            Latency::from_ranks(ranks.map(|rank| durations.get(rank as usize).copied()));
+    }
+    out
 }
 
 /// Latency percentiles in milliseconds; none without requests.

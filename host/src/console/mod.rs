@@ -1,0 +1,92 @@
+//! The operators' web console at `/console`: server-rendered HTML pages over
+//! the [`Host`] API, signed in with an admin token, kept in an HttpOnly
+//! cookie session, every form carrying a CSRF token. The pages load nothing
+//! from other hosts; their stylesheet and script are compiled in.
+
+mod assets;
+mod chart;
+mod deliveries;
+mod events;
+mod form;
+mod hooks;
+mod layout;
+mod playground;
+mod plugins;
+mod session;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::response::Redirect;
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::api::{BodyLimits, Tokens};
+use crate::host::Host;
+
+pub use self::session::Sessions;
+
+/// What every console handler shares.
+#[derive(Clone)]
+struct Console {
+    host: Host,
+    tokens: Tokens,
+    sessions: Arc<Sessions>,
+}
+
+/// The console's routes, to be merged beside the API's.
+pub fn router(host: Host, tokens: Tokens, limits: BodyLimits) -> Router {
+    let console = Console {
+        host,
+        tokens,
+        sessions: Arc::new(Sessions::default()),
+    };
+    let signed_in = Router::new()
+        .route("/console", get(|| async { Redirect::to("/console/hooks") }))
+        .route("/console/sign-out", post(session::sign_out))
+        .route("/console/hooks", get(hooks::list))
+        .route("/console/hooks/new", get(hooks::new).post(hooks::create))
+        .route("/console/hooks/{id}", get(hooks::detail))
+        .route(
+            "/console/hooks/{id}/edit",
+            get(hooks::edit).post(hooks::save),
+        )
+        .route("/console/hooks/{id}/enable", post(hooks::enable))
+        .route("/console/hooks/{id}/disable", post(hooks::disable))
+        .route("/console/hooks/{id}/delete", post(hooks::delete))
+        .route("/console/hooks/{id}/test", post(hooks::test))
+        .route("/console/hooks/{id}/rotate", post(hooks::rotate))
+        .route("/console/hooks/{id}/replay", post(deliveries::replay))
+        .route("/console/replays/{id}", get(deliveries::replay_progress))
+        .route("/console/deliveries", get(deliveries::list))
+        .route("/console/deliveries/{id}", get(deliveries::detail))
+        .route("/console/deliveries/{id}/retry", post(deliveries::retry))
+        .route(
+            "/console/plugins",
+            get(plugins::list)
+                .post(plugins::upload)
+                .layer(DefaultBodyLimit::max(limits.plugin)),
+        )
+        .route("/console/plugins/{name}/delete", post(plugins::delete))
+        .route(
+            "/console/playground",
+            get(playground::form).post(playground::run),
+        )
+        .route(
+            "/console/event-types",
+            get(events::list).post(events::register),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            console.clone(),
+            session::require,
+        ));
+    Router::new()
+        .route(
+            "/console/sign-in",
+            get(session::sign_in_page).post(session::sign_in),
+        )
+        .route("/console/assets/{file}", get(assets::serve))
+        .merge(signed_in)
+        .layer(DefaultBodyLimit::max(limits.json))
+        .with_state(console)
+}
