@@ -235,6 +235,17 @@ async fn see(client: &Client, css: &str, needle: &str) -> String {
     panic!("{css} never showed {needle:?}; it showed {last:?}");
 }
 
+/// Wait until the browser is on a page whose path ends with `suffix`.
+async fn arrive(client: &Client, suffix: &str) {
+    for _ in 0..400 {
+        if client.current_url().await.unwrap().path().ends_with(suffix) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the browser never reached {suffix}");
+}
+
 async fn fill(client: &Client, css: &str, text: &str) {
     let field = client.find(Locator::Css(css)).await.unwrap();
     field.clear().await.unwrap();
@@ -265,7 +276,7 @@ async fn an_operator_runs_hooks_from_the_browser() {
 
     // Sign in, by keyboard: a wrong token is refused at the field.
     c.goto(&url("/console/hooks")).await.unwrap();
-    assert!(c.current_url().await.unwrap().path().ends_with("/sign-in"));
+    arrive(c, "/sign-in").await;
     fill(c, "#token", "not-the-token\n").await;
     see(c, "#token-error", "not valid").await;
     fill(c, "#token", &format!("{ADMIN}\n")).await;
@@ -485,9 +496,9 @@ async fn an_operator_runs_hooks_from_the_browser() {
 
     // Sign out: the console is closed again.
     click(c, ".sign-out button").await;
-    assert!(c.current_url().await.unwrap().path().ends_with("/sign-in"));
+    arrive(c, "/sign-in").await;
     c.goto(&url("/console/hooks")).await.unwrap();
-    assert!(c.current_url().await.unwrap().path().ends_with("/sign-in"));
+    arrive(c, "/sign-in").await;
     browser.close().await;
 }
 

@@ -517,8 +517,27 @@ async fn retries_are_scheduled_logged_and_given_up(store: SharedStore) {
         .finish_attempt("w", &id, Some(attempt(true)), Next::Succeeded)
         .await
         .unwrap();
-    let stats = store.hook_stats("hook_1", now_ms() - 60_000).await.unwrap();
+    let since = now_ms() - 60_000;
+    let stats = store.hook_stats("hook_1", since).await.unwrap();
     assert_eq!((stats.requests, stats.successes, stats.failures), (3, 1, 2));
+    let counts = store.hook_counts("hook_1", since).await.unwrap();
+    assert_eq!(
+        counts,
+        wasmhooks::store::HookStats {
+            latency_ms: Default::default(),
+            ..stats
+        }
+    );
+    let samples = store.attempt_samples("hook_1", since).await.unwrap();
+    assert_eq!(samples.len(), 3);
+    assert_eq!(samples.iter().filter(|s| s.success).count(), 1);
+    assert!(samples.iter().all(|s| s.sent && s.duration_ms == 12));
+    let hourly = wasmhooks::store::bucketed(&samples, since, now_ms() + 1, 4);
+    assert_eq!(hourly.iter().map(|b| b.stats.requests).sum::<u64>(), 3);
+    assert_eq!(
+        hourly[3].stats, stats,
+        "every attempt falls in the last period"
+    );
 
     // Cancellation records its reason, and no attempt: nothing was sent.
     let other = ingest_one(&store, event(None, "PostSignIn"))
@@ -659,6 +678,26 @@ async fn deliveries_are_listed_by_filter_and_page(store: SharedStore) {
         ..query(None, None)
     };
     assert!(store.deliveries(&since).await.unwrap().is_empty());
+
+    // Without a hook, every hook's deliveries are listed.
+    store
+        .create_hook(&hook("hook_2", &["PostSignIn"]))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(3)).await;
+    let newest = ingest_one(&store, event(None, "PostSignIn")).await;
+    let every = store
+        .deliveries(&DeliveryQuery {
+            hook_id: None,
+            limit: 3,
+            ..DeliveryQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(every.len(), 3);
+    let mut hooks: Vec<&str> = every[..2].iter().map(|d| d.hook_id.as_str()).collect();
+    hooks.sort();
+    assert_eq!(hooks, ["hook_1", "hook_2"], "{newest:?}");
 }
 
 async fn retention_prunes_only_old_finished_events(store: SharedStore) {

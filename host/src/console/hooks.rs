@@ -82,7 +82,7 @@ pub(super) async fn list(
     let since = now_ms() - DAY_MS;
     let mut rows = Vec::with_capacity(hooks.len());
     for hook in hooks {
-        let stats = console.host.hook_stats(&hook.id, since).await?;
+        let stats = console.host.hook_counts(&hook.id, since).await?;
         rows.push((hook, stats));
     }
     Ok(page(

@@ -176,6 +176,9 @@ pub trait Store: Send + Sync + 'static {
     /// Attempts of a hook's deliveries since `since`: requests, successes,
     /// failures and request latency percentiles.
     async fn hook_stats(&self, hook_id: &str, since: Millis) -> StoreResult<HookStats>;
+    /// [`hook_stats`](Store::hook_stats) without the latency percentiles,
+    /// which cost most: for lists of hooks.
+    async fn hook_counts(&self, hook_id: &str, since: Millis) -> StoreResult<HookStats>;
     /// Every attempt of a hook's deliveries since `since`, for charts.
     async fn attempt_samples(
         &self,

@@ -1012,12 +1012,14 @@ impl Store for PostgresStore {
         Ok(Some((delivery_from_row(&row), attempts)))
     }
 
+    async fn hook_counts(&self, hook_id: &str, since: Millis) -> StoreResult<HookStats> {
+        let client = self.client().await?;
+        Ok(hook_counts(&client, hook_id, since).await?.0)
+    }
+
     async fn hook_stats(&self, hook_id: &str, since: Millis) -> StoreResult<HookStats> {
         let client = self.client().await?;
-        let row = client
-            .query_one(&pg(sql::HOOK_STATS), &[&hook_id, &since])
-            .await?;
-        let sent = row.get::<_, i64>(3) as u64;
+        let (stats, sent) = hook_counts(&client, hook_id, since).await?;
         let at = client.prepare_cached(&pg(sql::LATENCY_AT)).await?;
         let mut values = [None; 3];
         for (value, rank) in values.iter_mut().zip(sql::percentile_ranks(sent)) {
@@ -1027,10 +1029,8 @@ impl Store for PostgresStore {
                 .map(|r| r.get::<_, i64>(0) as u64);
         }
         Ok(HookStats {
-            requests: row.get::<_, i64>(0) as u64,
-            successes: row.get::<_, i64>(1) as u64,
-            failures: row.get::<_, i64>(2) as u64,
             latency_ms: Latency::from_ranks(values),
+            ..stats
         })
     }
 
@@ -1164,4 +1164,22 @@ impl Store for PostgresStore {
     async fn wait_for_work(&self, max: Duration) {
         let _ = tokio::time::timeout(max, self.work.notified()).await;
     }
+}
+
+/// A hook's attempt counts since `since`, and how many sent a request.
+async fn hook_counts(
+    client: &deadpool_postgres::Object,
+    hook_id: &str,
+    since: Millis,
+) -> StoreResult<(HookStats, u64)> {
+    let row = client
+        .query_one(&pg(sql::HOOK_STATS), &[&hook_id, &since])
+        .await?;
+    let stats = HookStats {
+        requests: row.get::<_, i64>(0) as u64,
+        successes: row.get::<_, i64>(1) as u64,
+        failures: row.get::<_, i64>(2) as u64,
+        latency_ms: Latency::default(),
+    };
+    Ok((stats, row.get::<_, i64>(3) as u64))
 }

@@ -1048,19 +1048,16 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn hook_counts(&self, hook_id: &str, since: Millis) -> StoreResult<HookStats> {
+        let hook_id = hook_id.to_string();
+        self.read(move |conn| Ok(hook_counts(conn, &hook_id, since)?.0))
+            .await
+    }
+
     async fn hook_stats(&self, hook_id: &str, since: Millis) -> StoreResult<HookStats> {
         let hook_id = hook_id.to_string();
         self.read(move |conn| {
-            let (mut stats, sent) =
-                conn.query_row(sql::HOOK_STATS, params![hook_id, since], |r| {
-                    let stats = HookStats {
-                        requests: r.get::<_, i64>(0)? as u64,
-                        successes: r.get::<_, Option<i64>>(1)?.unwrap_or(0) as u64,
-                        failures: r.get::<_, Option<i64>>(2)?.unwrap_or(0) as u64,
-                        latency_ms: Latency::default(),
-                    };
-                    Ok((stats, r.get::<_, Option<i64>>(3)?.unwrap_or(0) as u64))
-                })?;
+            let (mut stats, sent) = hook_counts(conn, &hook_id, since)?;
             let mut at = conn.prepare_cached(sql::LATENCY_AT)?;
             let mut values = [None; 3];
             for (value, rank) in values.iter_mut().zip(sql::percentile_ranks(sent)) {
@@ -1215,6 +1212,23 @@ impl Store for SqliteStore {
     async fn wait_for_work(&self, max: Duration) {
         let _ = tokio::time::timeout(max, self.work.notified()).await;
     }
+}
+
+/// A hook's attempt counts since `since`, and how many sent a request.
+fn hook_counts(
+    conn: &Connection,
+    hook_id: &str,
+    since: Millis,
+) -> rusqlite::Result<(HookStats, u64)> {
+    conn.query_row(sql::HOOK_STATS, params![hook_id, since], |r| {
+        let stats = HookStats {
+            requests: r.get::<_, i64>(0)? as u64,
+            successes: r.get::<_, Option<i64>>(1)?.unwrap_or(0) as u64,
+            failures: r.get::<_, Option<i64>>(2)?.unwrap_or(0) as u64,
+            latency_ms: Latency::default(),
+        };
+        Ok((stats, r.get::<_, Option<i64>>(3)?.unwrap_or(0) as u64))
+    })
 }
 
 #[cfg(test)]
