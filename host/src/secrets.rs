@@ -73,15 +73,18 @@ pub fn masked(spec: &Value) -> Value {
 }
 
 /// Put back into `new` each stored secret of `old` that `new` holds only
-/// in its masked form.
+/// in its masked form, wherever it now stands (a step moved, a key
+/// renamed): the fingerprint in a mask names the one secret it came from.
 pub fn keep_masked(new: &mut Value, old: &Value) {
+    let stored: std::collections::HashMap<String, &str> = secret_paths(old)
+        .iter()
+        .filter_map(|path| old.pointer(path).and_then(Value::as_str))
+        .map(|secret| (mask(secret), secret))
+        .collect();
     for path in secret_paths(new) {
-        let Some(stored) = old.pointer(&path).and_then(Value::as_str) else {
-            continue;
-        };
         if let Some(value) = new.pointer_mut(&path) {
-            if value.as_str() == Some(mask(stored).as_str()) {
-                *value = Value::String(stored.to_string());
+            if let Some(secret) = value.as_str().and_then(|shown| stored.get(shown)) {
+                *value = Value::String(secret.to_string());
             }
         }
     }
@@ -125,6 +128,16 @@ mod tests {
         let mut expected = stored.clone();
         expected["webhook"]["url"] = json!("https://y");
         assert_eq!(sent_back, expected);
+
+        // Steps reordered: each masked secret finds its own.
+        let mut two = stored.clone();
+        two["steps"] = json!([{"plugin": "a", "secrets": {"k": "first-secret"}},
+                              {"plugin": "b", "secrets": {"k": "second-secret"}}]);
+        let mut swapped = masked(&two);
+        swapped["steps"].as_array_mut().unwrap().reverse();
+        keep_masked(&mut swapped, &two);
+        assert_eq!(swapped["steps"][0]["secrets"]["k"], "second-secret");
+        assert_eq!(swapped["steps"][1]["secrets"]["k"], "first-secret");
 
         let mut replaced = shown;
         replaced["webhook"]["signing_key"] = json!("a-new-key-of-mine");

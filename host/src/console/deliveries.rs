@@ -11,8 +11,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::form::Fields;
-use super::hooks::{Notice, DAY_MS};
-use super::layout::{self, page, PageResult, Section};
+use super::layout::{self, page, Notice, PageResult, Section, DAY_MS};
 use super::session::{csrf_field, Session};
 use super::Console;
 use crate::delivery::replay::ReplayStatus;

@@ -9,8 +9,7 @@ use axum::Extension;
 use maud::{html, Markup};
 
 use super::form::Fields;
-use super::hooks::Notice;
-use super::layout::{self, page, PageResult, Section};
+use super::layout::{self, page, Notice, PageResult, Section};
 use super::session::{csrf_field, Session};
 use super::Console;
 

@@ -9,25 +9,15 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Extension;
 use maud::{html, Markup};
-use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::deliveries::{delivery_rows, replay_form};
 use super::form::Fields;
-use super::layout::{self, page, PageResult, Section};
+use super::layout::{self, page, Notice, PageResult, Section, DAY_MS};
 use super::session::{csrf_field, Session};
 use super::{chart, Console};
 use crate::host::{HookView, HostError, KeyScheme};
-use crate::store::{now_ms, DeliveryQuery, HookStats, Millis};
-
-/// A day, in milliseconds: the period the list and the charts show.
-pub(super) const DAY_MS: Millis = 24 * 3600 * 1000;
-
-/// The notice a page shows after an action sent it there.
-#[derive(Debug, Default, Deserialize)]
-pub(super) struct Notice {
-    pub notice: Option<String>,
-}
+use crate::store::{now_ms, DeliveryQuery, HookStats};
 
 fn success_rate(stats: &HookStats) -> Markup {
     if stats.requests == 0 {

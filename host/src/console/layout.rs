@@ -13,6 +13,16 @@ use super::session::{csrf_field, Session};
 use crate::host::HostError;
 use crate::store::{DeliveryStatus, Millis};
 
+/// A day, in milliseconds: the period hook lists and charts show.
+pub(super) const DAY_MS: Millis = 24 * 3600 * 1000;
+
+/// The notice a page shows after an action sent it there (`?notice=`).
+#[derive(Debug, Default, serde::Deserialize)]
+pub(super) struct Notice {
+    /// The text.
+    pub notice: Option<String>,
+}
+
 /// The sections the navigation links to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Section {

@@ -13,6 +13,7 @@ mod layout;
 mod playground;
 mod plugins;
 mod session;
+mod sign_in;
 
 use std::sync::Arc;
 
@@ -43,7 +44,7 @@ pub fn router(host: Host, tokens: Tokens, limits: BodyLimits) -> Router {
     };
     let signed_in = Router::new()
         .route("/console", get(|| async { Redirect::to("/console/hooks") }))
-        .route("/console/sign-out", post(session::sign_out))
+        .route("/console/sign-out", post(sign_in::sign_out))
         .route("/console/hooks", get(hooks::list))
         .route("/console/hooks/new", get(hooks::new).post(hooks::create))
         .route("/console/hooks/{id}", get(hooks::detail))
@@ -83,7 +84,7 @@ pub fn router(host: Host, tokens: Tokens, limits: BodyLimits) -> Router {
     Router::new()
         .route(
             "/console/sign-in",
-            get(session::sign_in_page).post(session::sign_in),
+            get(sign_in::sign_in_page).post(sign_in::sign_in),
         )
         .route("/console/assets/{file}", get(assets::serve))
         .merge(signed_in)

@@ -10,8 +10,7 @@ use axum::Extension;
 use maud::html;
 use serde::Deserialize;
 
-use super::hooks::Notice;
-use super::layout::{self, page, PageResult, Section};
+use super::layout::{self, page, Notice, PageResult, Section};
 use super::session::{csrf_field, Session};
 use super::Console;
 use crate::host::HostError;

@@ -8,24 +8,21 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{html, Markup};
 use rand::RngCore;
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::form::Fields;
-use super::layout;
 use super::Console;
-use crate::api::Role;
 
 /// The session cookie's name.
 const COOKIE: &str = "wasmhooks_console";
 /// How long a session lasts after signing in.
-const LIFETIME: Duration = Duration::from_secs(12 * 3600);
+pub(super) const LIFETIME: Duration = Duration::from_secs(12 * 3600);
 /// The form field and header that carry the CSRF token.
 const CSRF_FIELD: &str = "csrf";
 const CSRF_HEADER: &str = "x-csrf-token";
@@ -57,7 +54,7 @@ fn digest(id: &str) -> [u8; 32] {
 
 impl Sessions {
     /// A new session; returns its id, for the cookie.
-    fn open(&self) -> String {
+    pub(super) fn open(&self) -> String {
         let id = random_token();
         let session = Session {
             csrf: random_token(),
@@ -77,13 +74,13 @@ impl Sessions {
             .cloned()
     }
 
-    fn close(&self, id: &str) {
+    pub(super) fn close(&self, id: &str) {
         self.live.lock().expect("sessions lock").remove(&digest(id));
     }
 }
 
 /// The session id the request's cookie carries.
-fn session_id(headers: &HeaderMap) -> Option<&str> {
+pub(super) fn session_id(headers: &HeaderMap) -> Option<&str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -94,7 +91,7 @@ fn session_id(headers: &HeaderMap) -> Option<&str> {
         .map(|(_, value)| value)
 }
 
-fn cookie(value: &str, max_age: u64) -> String {
+pub(super) fn cookie(value: &str, max_age: u64) -> String {
     format!("{COOKIE}={value}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={max_age}")
 }
 
@@ -113,7 +110,10 @@ pub(super) async fn require(
             .map(|p| p.as_str())
             .unwrap_or("/console");
         let target = if request.method() == Method::GET {
-            format!("/console/sign-in?next={}", layout::query_escape(back))
+            format!(
+                "/console/sign-in?next={}",
+                form_urlencoded::byte_serialize(back.as_bytes()).collect::<String>()
+            )
         } else {
             "/console/sign-in".to_string()
         };
@@ -169,14 +169,8 @@ async fn with_csrf_checked(request: Request, expected: &str) -> Result<Request, 
 fn forbidden() -> Response {
     (
         StatusCode::FORBIDDEN,
-        layout::bare(
-            "Form expired",
-            html! {
-                h1 { "This form has expired" }
-                p { "Its security token does not match your session. "
-                    a href="/console/hooks" { "Reload the console" } " and try again." }
-            },
-        ),
+        "This form has expired: its security token does not match your session. \
+         Reload the page and try again.",
     )
         .into_response()
 }
@@ -186,96 +180,9 @@ pub(super) fn csrf_field(session: &Session) -> Markup {
     html! { input type="hidden" name=(CSRF_FIELD) value=(session.csrf); }
 }
 
-/// Where to go after signing in.
-#[derive(Debug, Deserialize)]
-pub(super) struct SignInQuery {
-    next: Option<String>,
-}
-
-/// Only a console path is a place to return to.
-fn return_to(next: Option<&str>) -> &str {
-    next.filter(|n| n.starts_with("/console") && !n.starts_with("//"))
-        .unwrap_or("/console/hooks")
-}
-
-fn sign_in_form(next: &str, error: Option<&str>) -> Markup {
-    layout::bare(
-        "Sign in",
-        html! {
-            main class="sign-in" {
-                h1 { "wasmhooks" }
-                form method="post" action="/console/sign-in" {
-                    input type="hidden" name="next" value=(next);
-                    label for="token" { "Admin token" }
-                    input id="token" name="token" type="password" autocomplete="current-password"
-                        required autofocus aria-invalid=[error.map(|_| "true")]
-                        aria-describedby=[layout::error_ref("token", error)];
-                    (layout::error_note("token", error))
-                    button type="submit" { "Sign in" }
-                }
-            }
-        },
-    )
-}
-
-/// `GET /console/sign-in`.
-pub(super) async fn sign_in_page(Query(next): Query<SignInQuery>) -> Markup {
-    sign_in_form(return_to(next.next.as_deref()), None)
-}
-
-/// `POST /console/sign-in`: an admin token opens a session.
-pub(super) async fn sign_in(State(console): State<Console>, body: Bytes) -> Response {
-    let fields = Fields::parse(&body);
-    let next = return_to(fields.get("next")).to_string();
-    let token = fields.get("token").unwrap_or("").trim();
-    match console.tokens.role(token) {
-        Some(Role::Admin) => {
-            let id = console.sessions.open();
-            (
-                [(header::SET_COOKIE, cookie(&id, LIFETIME.as_secs()))],
-                Redirect::to(&next),
-            )
-                .into_response()
-        }
-        Some(Role::Ingest) => (
-            StatusCode::FORBIDDEN,
-            sign_in_form(
-                &next,
-                Some("That is an ingest token; the console needs an admin token."),
-            ),
-        )
-            .into_response(),
-        None => (
-            StatusCode::UNAUTHORIZED,
-            sign_in_form(&next, Some("That token is not valid.")),
-        )
-            .into_response(),
-    }
-}
-
-/// `POST /console/sign-out`: end the session and clear its cookie.
-pub(super) async fn sign_out(State(console): State<Console>, headers: HeaderMap) -> Response {
-    if let Some(id) = session_id(&headers) {
-        console.sessions.close(id);
-    }
-    (
-        [(header::SET_COOKIE, cookie("", 0))],
-        Redirect::to("/console/sign-in"),
-    )
-        .into_response()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_console_paths_are_returned_to() {
-        assert_eq!(return_to(Some("/console/plugins")), "/console/plugins");
-        assert_eq!(return_to(Some("https://evil.example")), "/console/hooks");
-        assert_eq!(return_to(Some("//evil.example")), "/console/hooks");
-        assert_eq!(return_to(None), "/console/hooks");
-    }
 
     #[test]
     fn sessions_are_found_by_id_until_closed() {

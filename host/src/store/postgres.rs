@@ -1022,7 +1022,7 @@ impl Store for PostgresStore {
         let (stats, sent) = hook_counts(&client, hook_id, since).await?;
         let at = client.prepare_cached(&pg(sql::LATENCY_AT)).await?;
         let mut values = [None; 3];
-        for (value, rank) in values.iter_mut().zip(sql::percentile_ranks(sent)) {
+        for (value, rank) in values.iter_mut().zip(super::percentile_ranks(sent)) {
             *value = client
                 .query_opt(&at, &[&hook_id, &since, &rank])
                 .await?

@@ -419,12 +419,6 @@ pub(crate) const LATENCY_AT: &str = "SELECT a.duration_ms
      WHERE d.hook_id = ?1 AND a.started_at >= ?2 AND a.request_body <> ''
      ORDER BY a.duration_ms LIMIT 1 OFFSET ?3";
 
-/// The percentiles [`HookStats`](super::HookStats) reports, and the rank
-/// (0-based offset) of each among `count` sorted durations.
-pub(crate) fn percentile_ranks(count: u64) -> [i64; 3] {
-    [0.5, 0.9, 0.99].map(|p| ((p * count as f64).ceil() as i64 - 1).max(0))
-}
-
 pub(crate) const REGISTER_EVENT_TYPE: &str =
     "INSERT INTO event_types (name, created_at) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING";
 

@@ -1060,7 +1060,7 @@ impl Store for SqliteStore {
             let (mut stats, sent) = hook_counts(conn, &hook_id, since)?;
             let mut at = conn.prepare_cached(sql::LATENCY_AT)?;
             let mut values = [None; 3];
-            for (value, rank) in values.iter_mut().zip(sql::percentile_ranks(sent)) {
+            for (value, rank) in values.iter_mut().zip(super::percentile_ranks(sent)) {
                 *value = at
                     .query_row(params![hook_id, since, rank], |r| r.get::<_, i64>(0))
                     .optional()?

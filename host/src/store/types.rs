@@ -427,11 +427,17 @@ pub fn bucketed(
     }
     for (bucket, mut durations) in out.iter_mut().zip(durations) {
         durations.sort_unstable();
-        let ranks = super::sql::percentile_ranks(durations.len() as u64);
+        let ranks = percentile_ranks(durations.len() as u64);
         bucket.stats.latency_ms =
             Latency::from_ranks(ranks.map(|rank| durations.get(rank as usize).copied()));
     }
     out
+}
+
+/// The percentiles [`HookStats`] reports, and the rank
+/// (0-based offset) of each among `count` sorted durations.
+pub(crate) fn percentile_ranks(count: u64) -> [i64; 3] {
+    [0.5, 0.9, 0.99].map(|p| ((p * count as f64).ceil() as i64 - 1).max(0))
 }
 
 /// Latency percentiles in milliseconds; none without requests.
@@ -446,7 +452,7 @@ pub struct Latency {
 }
 
 impl Latency {
-    /// From the durations at the ranks [`percentile_ranks`](super::sql) chose.
+    /// From the durations at the ranks [`percentile_ranks`] chose.
     pub(crate) fn from_ranks(values: [Option<u64>; 3]) -> Self {
         let [p50, p90, p99] = values;
         Latency { p50, p90, p99 }
