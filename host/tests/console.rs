@@ -295,16 +295,23 @@ async fn an_operator_runs_hooks_from_the_browser() {
     click(c, "#upload button[type=submit]").await;
     see(c, ".notice", "Plugin enrich uploaded").await;
     see(c, "table", "enrich").await;
-    // A file that is not a component is refused beside the form.
-    let junk = dir.path().join("junk.wasm");
-    std::fs::write(&junk, b"not wasm").unwrap();
-    fill(c, "#plugin-name", "junk").await;
-    c.find(Locator::Css("#plugin-file"))
-        .await
-        .unwrap()
-        .send_keys(junk.to_str().unwrap())
-        .await
-        .unwrap();
+    // A file dropped on the form that is not a component is refused beside it.
+    let name = c.find(Locator::Css("#plugin-name")).await.unwrap();
+    name.clear().await.unwrap();
+    c.execute(
+        "const drop = document.querySelector('[data-drop]');
+         const files = new DataTransfer();
+         files.items.add(new File(['not wasm'], 'junk.wasm', {type: 'application/wasm'}));
+         drop.dispatchEvent(new DragEvent('drop', {dataTransfer: files, bubbles: true, cancelable: true}));",
+        vec![],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        name.prop("value").await.unwrap().as_deref(),
+        Some("junk"),
+        "the dropped file names the plugin"
+    );
     click(c, "#upload button[type=submit]").await;
     see(c, "#upload-status", "invalid plugin").await;
 
@@ -395,6 +402,12 @@ async fn an_operator_runs_hooks_from_the_browser() {
     click(c, "form[action$='/retry'] button").await;
     see(c, ".notice", "Queued").await;
     reload_until(c, "details.attempt:nth-of-type(2)", "a second attempt").await;
+
+    // A plugin a hook uses is not deleted, and the page says which hook.
+    c.goto(&url("/console/plugins")).await.unwrap();
+    click(c, "button[aria-label='Delete enrich']").await;
+    c.accept_alert().await.unwrap();
+    see(c, ".notice", "is used by hook(s) signups").await;
 
     // Replay the day: the job's progress page shows it done.
     c.goto(&url("/console/hooks/signups")).await.unwrap();
