@@ -153,6 +153,9 @@ async fn console_sessions_are_cookies_and_every_change_needs_the_csrf_token() {
         .await
         .unwrap();
     assert_eq!(page.status(), StatusCode::OK);
+    let policy = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(policy.contains("default-src 'self'") && policy.contains("frame-ancestors 'none'"));
+    assert_eq!(page.headers()["cache-control"], "no-store");
     let csrf = csrf_of(&page.text().await.unwrap());
 
     // A change without the token, or with another, is refused and changes nothing.

@@ -18,14 +18,15 @@ mod sign_in;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::response::Redirect;
+use axum::http::{header, HeaderValue};
+use axum::response::{Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 
 use crate::api::{BodyLimits, Tokens};
 use crate::host::Host;
 
-pub use self::session::Sessions;
+use self::session::Sessions;
 
 /// What every console handler shares.
 #[derive(Clone)]
@@ -33,6 +34,30 @@ struct Console {
     host: Host,
     tokens: Tokens,
     sessions: Arc<Sessions>,
+    /// Largest form body read, in bytes.
+    form_limit: usize,
+}
+
+/// What every console response carries: pages load only from this server,
+/// may not be framed by another site, and are not cached (some show keys).
+async fn secure_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; \
+             form-action 'self'; base-uri 'none'",
+        ),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "same-origin"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
 }
 
 /// The console's routes, to be merged beside the API's.
@@ -41,6 +66,7 @@ pub fn router(host: Host, tokens: Tokens, limits: BodyLimits) -> Router {
         host,
         tokens,
         sessions: Arc::new(Sessions::default()),
+        form_limit: limits.json,
     };
     let signed_in = Router::new()
         .route("/console", get(|| async { Redirect::to("/console/hooks") }))
@@ -89,5 +115,6 @@ pub fn router(host: Host, tokens: Tokens, limits: BodyLimits) -> Router {
         .route("/console/assets/{file}", get(assets::serve))
         .merge(signed_in)
         .layer(DefaultBodyLimit::max(limits.json))
+        .layer(axum::middleware::map_response(secure_headers))
         .with_state(console)
 }

@@ -30,7 +30,7 @@ const CSRF_HEADER: &str = "x-csrf-token";
 /// The signed-in sessions of this process, by the digest of their id (so a
 /// memory dump does not hold usable ids).
 #[derive(Default)]
-pub struct Sessions {
+pub(super) struct Sessions {
     live: Mutex<HashMap<[u8; 32], Session>>,
 }
 
@@ -122,7 +122,7 @@ pub(super) async fn require(
     let mut request = if matches!(*request.method(), Method::GET | Method::HEAD) {
         request
     } else {
-        match with_csrf_checked(request, &session.csrf).await {
+        match with_csrf_checked(request, &session.csrf, console.form_limit).await {
             Ok(request) => request,
             Err(response) => return response,
         }
@@ -133,7 +133,11 @@ pub(super) async fn require(
 
 /// The request, if its CSRF token is the session's: from the header, or
 /// from the form body (read, then put back for the handler).
-async fn with_csrf_checked(request: Request, expected: &str) -> Result<Request, Response> {
+async fn with_csrf_checked(
+    request: Request,
+    expected: &str,
+    limit: usize,
+) -> Result<Request, Response> {
     use subtle::ConstantTimeEq;
     let matches = |token: &str| bool::from(token.as_bytes().ct_eq(expected.as_bytes()));
     if let Some(token) = request
@@ -156,7 +160,7 @@ async fn with_csrf_checked(request: Request, expected: &str) -> Result<Request, 
         return Err(forbidden());
     }
     let (parts, body) = request.into_parts();
-    let bytes: Bytes = axum::body::to_bytes(body, usize::MAX)
+    let bytes: Bytes = axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| StatusCode::PAYLOAD_TOO_LARGE.into_response())?;
     let fields = Fields::parse(&bytes);
