@@ -8,6 +8,7 @@ mod chart;
 mod deliveries;
 mod events;
 mod form;
+mod hook_form;
 mod hooks;
 mod layout;
 mod playground;
@@ -72,11 +73,14 @@ pub fn router(host: Host, tokens: Tokens, limits: BodyLimits) -> Router {
         .route("/console", get(|| async { Redirect::to("/console/hooks") }))
         .route("/console/sign-out", post(sign_in::sign_out))
         .route("/console/hooks", get(hooks::list))
-        .route("/console/hooks/new", get(hooks::new).post(hooks::create))
+        .route(
+            "/console/hooks/new",
+            get(hook_form::new).post(hook_form::create),
+        )
         .route("/console/hooks/{id}", get(hooks::detail))
         .route(
             "/console/hooks/{id}/edit",
-            get(hooks::edit).post(hooks::save),
+            get(hook_form::edit).post(hook_form::save),
         )
         .route("/console/hooks/{id}/enable", post(hooks::enable))
         .route("/console/hooks/{id}/disable", post(hooks::disable))
