@@ -1002,17 +1002,18 @@ impl Host {
         Ok(self.inner.store.hook_counts(id, since).await?)
     }
 
-    /// A hook's attempts since `since` in `buckets` equal periods up to
-    /// now: counts and latency percentiles per period, for charts.
+    /// A hook's attempts from `since` to now in periods of `width` ms:
+    /// counts and latency percentiles per period, for charts.
     pub async fn hook_series(
         &self,
         id: &str,
         since: Millis,
-        buckets: usize,
+        width: Millis,
     ) -> HostResult<Vec<crate::store::StatsBucket>> {
         self.record(id).await?;
         let samples = self.inner.store.attempt_samples(id, since).await?;
-        Ok(crate::store::bucketed(&samples, since, now_ms(), buckets))
+        let buckets = ((now_ms() - since).max(0) / width.max(1) + 1) as usize;
+        Ok(crate::store::bucketed(&samples, since, width, buckets))
     }
 
     // Plugins.

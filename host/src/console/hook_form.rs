@@ -653,6 +653,21 @@ mod tests {
     }
 
     #[test]
+    fn a_sync_form_drops_the_webhook() {
+        let body = Bytes::from(
+            "kind=sync&trigger=PreRegistration&order=2&on_error=allow&events=PostSignIn",
+        );
+        let base = json!({"events": ["PostSignIn"], "webhook": {"url": "https://e.example"}});
+        let (spec, errors) = spec_from(&Fields::parse(&body), base);
+        assert!(errors.0.is_empty(), "{errors:?}");
+        assert_eq!(
+            spec["sync"],
+            json!({"trigger": "PreRegistration", "order": 2, "on_error": "allow"})
+        );
+        assert!(spec.get("webhook").is_none() && spec.get("events").is_none());
+    }
+
+    #[test]
     fn numbers_that_are_not_are_errors_at_their_field() {
         let body = Bytes::from("kind=webhook&url=https%3A%2F%2Fe.example&concurrency=many");
         let (_, errors) = spec_from(&Fields::parse(&body), json!({}));

@@ -122,7 +122,10 @@ pub(super) async fn detail(
 ) -> PageResult {
     let hook = console.host.hook(&id).await?;
     let now = now_ms();
-    let series = console.host.hook_series(&id, now - DAY_MS, 24).await?;
+    // 24 whole hours, the last one the current hour.
+    let hour = DAY_MS / 24;
+    let since = now - now % hour - 23 * hour;
+    let series = console.host.hook_series(&id, since, hour).await?;
     let recent = console
         .host
         .deliveries(&DeliveryQuery {

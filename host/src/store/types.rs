@@ -387,19 +387,16 @@ pub struct StatsBucket {
     pub stats: HookStats,
 }
 
-/// `samples` counted in `buckets` equal periods of `[since, until)`; each
+/// `samples` counted in `buckets` periods of `width` ms from `since`; each
 /// period's latency percentiles are taken over its sent attempts, ranked as
 /// [`HookStats`] ranks them.
 pub fn bucketed(
     samples: &[AttemptSample],
     since: Millis,
-    until: Millis,
+    width: Millis,
     buckets: usize,
 ) -> Vec<StatsBucket> {
-    let buckets = buckets.max(1);
-    let width = ((until - since).max(1) as u64)
-        .div_ceil(buckets as u64)
-        .max(1) as Millis;
+    let width = width.max(1);
     let mut out: Vec<StatsBucket> = (0..buckets)
         .map(|i| StatsBucket {
             start: since + i as Millis * width,
