@@ -324,6 +324,7 @@ async fn an_operator_runs_hooks_from_the_browser() {
     fill(c, "#event-search", "PostReg").await;
     click(c, "input[name=events][value=PostRegister]").await;
     fill(c, "#url", &endpoint.url("/hooks")).await;
+    fill(c, "#headers", "Authorization: Bearer receiver-secret").await;
     click(c, "button[data-step=add]").await;
     let broken = "export default function (event) {\n  return event.payload.;\n}";
     fill(c, "#step-0-snippet", broken).await;
@@ -368,7 +369,8 @@ async fn an_operator_runs_hooks_from_the_browser() {
     click(c, "#test-title + form button[type=submit]").await;
     see(c, ".test-status", "200").await;
     see(c, "pre.code", "receiver says hi").await;
-    receiver.wait_for(1, Duration::from_secs(10)).await;
+    let test = receiver.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(test[0].headers["authorization"], "Bearer receiver-secret");
 
     // Post events; find their deliveries and attempts.
     let http = reqwest::Client::new();
@@ -396,6 +398,10 @@ async fn an_operator_runs_hooks_from_the_browser() {
     let attempt = see(c, "details.attempt", "Attempt 1").await;
     assert!(attempt.contains("200"), "{attempt}");
     assert!(attempt.contains("logto-signature-sha-256"), "{attempt}");
+    assert!(
+        attempt.contains("***") && !attempt.contains("receiver-secret"),
+        "secret headers are masked: {attempt}"
+    );
     assert!(
         attempt.contains("\"checked\": true"),
         "the snippet ran: {attempt}"
