@@ -22,8 +22,10 @@ pub(super) struct SignInQuery {
 
 /// Only a console path is a place to return to.
 fn return_to(next: Option<&str>) -> &str {
-    next.filter(|n| n.starts_with("/console") && !n.starts_with("//"))
-        .unwrap_or("/console/hooks")
+    next.filter(|n| {
+        n.starts_with("/console") && !n.starts_with("//") && !n.chars().any(char::is_control)
+    })
+    .unwrap_or("/console/hooks")
 }
 
 fn sign_in_form(next: &str, error: Option<&str>) -> Markup {
@@ -103,5 +105,9 @@ mod tests {
         assert_eq!(return_to(Some("https://evil.example")), "/console/hooks");
         assert_eq!(return_to(Some("//evil.example")), "/console/hooks");
         assert_eq!(return_to(None), "/console/hooks");
+        assert_eq!(
+            return_to(Some("/console\r\nSet-Cookie: x")),
+            "/console/hooks"
+        );
     }
 }
