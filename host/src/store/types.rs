@@ -405,8 +405,8 @@ pub fn bucketed(
         .collect();
     let mut durations = vec![Vec::new(); buckets];
     for sample in samples {
-        let Some(i) = usize::try_from((sample.started_at - since) / width)
-            .ok()
+        let Some(i) = (sample.started_at >= since)
+            .then(|| ((sample.started_at - since) / width) as usize)
             .filter(|i| *i < buckets)
         else {
             continue;
@@ -571,4 +571,43 @@ pub(crate) fn cap_body(body: Option<String>, max: usize) -> Option<String> {
 /// Check a plugin name: 1 to 128 letters, digits, `_`, `-`, `.` or `:`.
 pub fn validate_plugin_name(name: &str) -> Result<(), StoreError> {
     validate_id("plugin name", name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_fall_in_their_periods_and_none_outside() {
+        let sample = |started_at, duration_ms, success| AttemptSample {
+            started_at,
+            duration_ms,
+            success,
+            sent: true,
+        };
+        let samples = [
+            sample(999, 1, true),
+            sample(1_000, 10, true),
+            sample(1_099, 30, false),
+            sample(1_100, 20, true),
+            sample(1_300, 5, true),
+        ];
+        let periods = bucketed(&samples, 1_000, 100, 3);
+        assert_eq!(
+            periods.iter().map(|p| p.start).collect::<Vec<_>>(),
+            [1_000, 1_100, 1_200]
+        );
+        let first = periods[0].stats;
+        assert_eq!((first.requests, first.successes, first.failures), (2, 1, 1));
+        assert_eq!(
+            (first.latency_ms.p50, first.latency_ms.p99),
+            (Some(10), Some(30))
+        );
+        assert_eq!(periods[1].stats.requests, 1);
+        assert_eq!(
+            periods[2].stats,
+            HookStats::default(),
+            "none before or after"
+        );
+    }
 }
