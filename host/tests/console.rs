@@ -461,15 +461,38 @@ async fn an_operator_runs_hooks_from_the_browser() {
     let screenshot = c.screenshot().await.unwrap();
     save_screenshot("console.png", &screenshot);
 
-    // The sync playground runs a trigger and shows each hook's outcome.
-    server
-        .api(
-            reqwest::Method::POST,
-            "/v1/hooks",
-            Some(json!({"id": "no-example-org", "sync": {"trigger": "PreRegistration"},
-                "steps": [{"snippet": "export default function (event, ctx) {\n  if (event.payload.user.primaryEmail.endsWith('@example.org')) return ctx.deny('blocked_domain', 'example.org may not register');\n  event.payload.user.name = 'Checked';\n  return event;\n}"}]})),
-        )
+    // A sync hook made in the form; the playground runs its trigger and
+    // shows each hook's outcome.
+    c.goto(&url("/console/hooks/new")).await.unwrap();
+    fill(c, "#id", "no-example-org").await;
+    click(c, "input[name=kind][value=sync]").await;
+    // The webhook's fields give way to the trigger's.
+    assert!(!c
+        .find(Locator::Css("#url"))
+        .await
+        .unwrap()
+        .is_displayed()
+        .await
+        .unwrap());
+    fill(c, "#trigger", "PreRegistration").await;
+    fill(c, "#order", "1").await;
+    click(c, "button[data-step=add]").await;
+    fill(
+        c,
+        "#step-0-snippet",
+        "export default function (event, ctx) {\n  if (event.payload.user.primaryEmail.endsWith('@example.org')) \
+         return ctx.deny('blocked_domain', 'example.org may not register');\n  \
+         event.payload.user.name = 'Checked';\n  return event;\n}",
+    )
+    .await;
+    click(c, "button[type=submit].primary").await;
+    see(c, ".notice", "Hook saved").await;
+    let sync = server
+        .api(reqwest::Method::GET, "/v1/hooks/no-example-org", None)
         .await;
+    assert_eq!(sync["spec"]["sync"]["trigger"], "PreRegistration", "{sync}");
+    assert_eq!(sync["spec"]["sync"]["order"], 1);
+    assert!(sync["spec"].get("webhook").is_none(), "{sync}");
     c.goto(&url("/console/playground")).await.unwrap();
     click(c, "button[type=submit].primary").await;
     see(c, ".decision", "allow").await;
