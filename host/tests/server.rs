@@ -1451,7 +1451,10 @@ async fn signed_webhooks_from_logto_and_standard_senders_become_events() {
         .await;
     // The 413 may reach the client, or the close may cut its upload first.
     match refused {
-        Ok(answer) => assert_eq!(answer.status(), StatusCode::PAYLOAD_TOO_LARGE),
+        Ok(answer) => {
+            assert_eq!(answer.status(), StatusCode::PAYLOAD_TOO_LARGE);
+            assert_eq!(answer.headers()["connection"], "close");
+        }
         Err(e) => assert!(e.is_request() || e.is_body(), "{e}"),
     }
     assert_eq!(

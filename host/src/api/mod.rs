@@ -105,8 +105,21 @@ pub fn router(host: Host, tokens: Tokens, limits: BodyLimits) -> Router {
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limits.json))
         .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::map_response(close_after_unread_body))
         .layer(axum::middleware::from_fn(stamp_arrival))
         .with_state(state)
+}
+
+/// A body refused for its size was left unread, so its connection cannot
+/// carry another request: say so, rather than close it unannounced.
+async fn close_after_unread_body(mut response: Response) -> Response {
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        response.headers_mut().insert(
+            header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    response
 }
 
 /// The OpenAPI document of this API.
