@@ -510,6 +510,43 @@ async fn an_operator_runs_hooks_from_the_browser() {
     click(c, "button[type=submit].primary").await;
     see(c, "#payload-error", "not JSON").await;
 
+    // An inbound source: a Logto webhook signed with its key becomes an event.
+    c.goto(&url("/console/sources")).await.unwrap();
+    fill(c, "#source-id", "logto").await;
+    click(c, "#source-title + form button[type=submit]").await;
+    see(c, ".error-summary", "signing_key").await;
+    fill(c, "#source-id", "logto").await;
+    fill(c, "#source-key", "logto-signing-key-1234").await;
+    click(c, "#source-title + form button[type=submit]").await;
+    see(c, ".notice", "Source logto saved").await;
+    let listed = see(c, "table", "/v1/inbound/logto").await;
+    assert!(
+        !listed.contains("logto-signing-key-1234"),
+        "the key is masked: {listed}"
+    );
+    assert!(listed.contains("…1234"), "{listed}");
+    let body = json!({"event": "PostRegister", "user": {"id": "from-logto"}}).to_string();
+    let signature = {
+        use hmac::Mac;
+        let mut mac =
+            hmac::Hmac::<sha2::Sha256>::new_from_slice(b"logto-signing-key-1234").unwrap();
+        mac.update(body.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    };
+    let inbound = reqwest::Client::new()
+        .post(url("/v1/inbound/logto"))
+        .header("content-type", "application/json")
+        .header("logto-signature-sha-256", signature)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(inbound.status(), StatusCode::ACCEPTED);
+    let seen = receiver.wait_for(9, Duration::from_secs(20)).await;
+    assert!(seen
+        .iter()
+        .any(|s| String::from_utf8_lossy(&s.body).contains("from-logto")));
+
     // Register a custom event type.
     c.goto(&url("/console/event-types")).await.unwrap();
     fill(c, "#event-name", "Invoice.Paid\n").await;
@@ -523,8 +560,21 @@ async fn an_operator_runs_hooks_from_the_browser() {
         "/console/hooks/signups",
         "/console/deliveries",
         "/console/hooks/new",
+        "/console/sources",
+        "/console/plugins",
     ] {
         c.goto(&url(path)).await.unwrap();
+        // The elements that reach past the right edge, outermost first.
+        let wide = c
+            .execute(
+                "return [...document.body.querySelectorAll('*')]
+                   .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1
+                             && !e.closest('pre, .checks'))
+                   .map(e => `${e.tagName.toLowerCase()}#${e.id}.${e.className}`);",
+                vec![],
+            )
+            .await
+            .unwrap();
         let overflow = c
             .execute(
                 "return document.documentElement.scrollWidth - window.innerWidth;",
@@ -534,7 +584,7 @@ async fn an_operator_runs_hooks_from_the_browser() {
             .unwrap();
         assert!(
             overflow.as_i64().unwrap() <= 0,
-            "{path} overflows by {overflow}px"
+            "{path} overflows by {overflow}px: {wide}"
         );
     }
     save_screenshot("console-phone.png", &c.screenshot().await.unwrap());

@@ -30,10 +30,11 @@ pub(super) enum Section {
     Deliveries,
     Plugins,
     Playground,
+    Sources,
     EventTypes,
 }
 
-const SECTIONS: [(Section, &str, &str); 5] = [
+const SECTIONS: [(Section, &str, &str); 6] = [
     (Section::Hooks, "Hooks", "/console/hooks"),
     (Section::Deliveries, "Deliveries", "/console/deliveries"),
     (Section::Plugins, "Plugins", "/console/plugins"),
@@ -42,6 +43,7 @@ const SECTIONS: [(Section, &str, &str); 5] = [
         "Sync playground",
         "/console/playground",
     ),
+    (Section::Sources, "Sources", "/console/sources"),
     (Section::EventTypes, "Event types", "/console/event-types"),
 ];
 

@@ -15,6 +15,7 @@ mod playground;
 mod plugins;
 mod session;
 mod sign_in;
+mod sources;
 
 use std::sync::Arc;
 
@@ -103,6 +104,8 @@ pub fn router(host: Host, tokens: Tokens, limits: BodyLimits) -> Router {
             "/console/playground",
             get(playground::form).post(playground::run),
         )
+        .route("/console/sources", get(sources::list).post(sources::save))
+        .route("/console/sources/{id}/delete", post(sources::delete))
         .route(
             "/console/event-types",
             get(events::list).post(events::register),
