@@ -123,7 +123,7 @@ fn main() {
             )
             .await;
         let started = Instant::now();
-        let engine = load(&format!("{}/v1/events", server.url), 202).await;
+        let engine = load(&format!("{}/v1/events", server.url()), 202).await;
         while delivered.load(Ordering::Relaxed) < EVENTS {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }

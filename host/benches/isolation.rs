@@ -32,7 +32,7 @@ const BUDGET: u64 = 1 << 30;
 async fn sync(server: &Server, trigger: &str, deadline_ms: u64) -> Value {
     let response = server
         .http
-        .post(format!("{}/v1/sync/{trigger}", server.url))
+        .post(format!("{}/v1/sync/{trigger}", server.url()))
         .bearer_auth(INGEST)
         .json(&json!({"payload": {"email": "ada@example.com"}, "deadline_ms": deadline_ms}))
         .send()

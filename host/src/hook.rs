@@ -277,6 +277,13 @@ pub fn refused_header(name: &str) -> Option<&'static str> {
     }
 }
 
+/// Whether a stored definition (JSON) has a step running plugin `name`.
+pub fn uses_plugin(spec: &serde_json::Value, name: &str) -> bool {
+    spec["steps"]
+        .as_array()
+        .is_some_and(|steps| steps.iter().any(|s| s["plugin"] == name))
+}
+
 impl HookSpec {
     /// Parse and validate a definition from JSON.
     pub fn from_json(value: serde_json::Value, catalogue: &Catalogue) -> Result<Self, HookError> {

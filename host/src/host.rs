@@ -1164,11 +1164,7 @@ impl Host {
             .list_hooks()
             .await?
             .into_iter()
-            .filter(|h| {
-                h.spec["steps"]
-                    .as_array()
-                    .is_some_and(|steps| steps.iter().any(|s| s["plugin"] == name))
-            })
+            .filter(|h| crate::hook::uses_plugin(&h.spec, name))
             .map(|h| h.id)
             .collect();
         if !users.is_empty() {

@@ -4,7 +4,7 @@
 //! in CI).
 
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
@@ -13,6 +13,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use wasmhooks_testkit::browser::{self, fantoccini};
 use wasmhooks_testkit::script::{ok, Script};
+use wasmhooks_testkit::serve::Running;
 
 use fantoccini::{Client, Locator};
 
@@ -21,8 +22,7 @@ const INGEST: &str = "console-ingest-token-0123456789abcdef";
 
 /// The real server, killed on drop.
 struct Server {
-    child: Child,
-    url: String,
+    process: Running,
 }
 
 impl Server {
@@ -35,14 +35,15 @@ impl Server {
             INGEST,
         );
         command.env("RUST_LOG", "warn").stderr(Stdio::inherit());
-        let (child, url) = wasmhooks_testkit::serve::spawn(command);
-        Server { child, url }
+        Server {
+            process: wasmhooks_testkit::serve::spawn(command),
+        }
     }
 
     /// A call to the JSON API with the admin token.
     async fn api(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
         let mut request = reqwest::Client::new()
-            .request(method.clone(), format!("{}{path}", self.url))
+            .request(method.clone(), format!("{}{path}", self.process.url))
             .bearer_auth(ADMIN);
         if let Some(body) = body {
             request = request.json(&body);
@@ -52,13 +53,6 @@ impl Server {
         let text = response.text().await.unwrap();
         assert!(status.is_success(), "{method} {path}: {status} {text}");
         serde_json::from_str(&text).unwrap_or(Value::Null)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -79,7 +73,7 @@ async fn console_sessions_are_cookies_and_every_change_needs_the_csrf_token() {
         .redirect(Policy::none())
         .build()
         .unwrap();
-    let url = |path: &str| format!("{}{path}", server.url);
+    let url = |path: &str| format!("{}{path}", server.process.url);
     server
         .api(
             reqwest::Method::POST,
@@ -278,7 +272,7 @@ async fn an_operator_runs_hooks_from_the_browser() {
     let receiver = Script::new(vec![ok()]);
     let endpoint = receiver.start().await;
     let c = &browser.client;
-    let url = |path: &str| format!("{}{path}", server.url);
+    let url = |path: &str| format!("{}{path}", server.process.url);
 
     // Sign in, by keyboard: a wrong token is refused at the field.
     c.goto(&url("/console/hooks")).await.unwrap();

@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,12 +12,12 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use wasmhooks::delivery::signing::{logto_signature, verify_standard, WebhookSecret};
 use wasmhooks_testkit::script::{ok, status, Script};
+use wasmhooks_testkit::serve::Running;
 use wasmhooks_testkit::{plugin, plugin_bytes};
 
 /// A running `wasmhooks serve`.
 struct Server {
-    child: Option<Child>,
-    url: String,
+    process: Running,
     token: String,
     http: reqwest::Client,
 }
@@ -46,10 +46,8 @@ impl Server {
         for (k, v) in env {
             command.env(k, v);
         }
-        let (child, url) = wasmhooks_testkit::serve::spawn(command);
         Server {
-            child: Some(child),
-            url,
+            process: wasmhooks_testkit::serve::spawn(command),
             token: ADMIN.into(),
             http: reqwest::Client::new(),
         }
@@ -68,7 +66,7 @@ impl Server {
     ) -> (StatusCode, Value) {
         let mut request = self
             .http
-            .request(method, format!("{}{path}", self.url))
+            .request(method, format!("{}{path}", self.process.url))
             .bearer_auth(token);
         if let Some(body) = body {
             request = request.json(&body);
@@ -79,7 +77,7 @@ impl Server {
     async fn raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> (StatusCode, Value) {
         let response = self
             .http
-            .post(format!("{}{path}", self.url))
+            .post(format!("{}{path}", self.process.url))
             .bearer_auth(&self.token)
             .header("content-type", content_type)
             .body(body)
@@ -116,7 +114,7 @@ impl Server {
 
     async fn metrics(&self) -> String {
         self.http
-            .get(format!("{}/metrics", self.url))
+            .get(format!("{}/metrics", self.process.url))
             .bearer_auth(&self.token)
             .send()
             .await
@@ -164,23 +162,8 @@ impl Server {
     }
 
     /// SIGTERM, then wait for the process to exit.
-    fn terminate(mut self) -> ExitStatus {
-        let mut child = self.child.take().unwrap();
-        let sent = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(sent.success());
-        child.wait().unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+    fn terminate(self) -> ExitStatus {
+        self.process.terminate()
     }
 }
 
@@ -296,7 +279,7 @@ async fn every_call_needs_a_token_and_ingest_tokens_only_ingest() {
     let server = Server::start(dir.path(), "");
     let no_token = server
         .http
-        .get(format!("{}/v1/hooks", server.url))
+        .get(format!("{}/v1/hooks", server.process.url))
         .send()
         .await
         .unwrap();
@@ -330,7 +313,7 @@ async fn every_call_needs_a_token_and_ingest_tokens_only_ingest() {
     assert_eq!(status, StatusCode::OK);
     let open = server
         .http
-        .get(format!("{}/healthz", server.url))
+        .get(format!("{}/healthz", server.process.url))
         .send()
         .await
         .unwrap();
@@ -786,14 +769,14 @@ async fn hooks_deliveries_and_plugins_are_managed_over_the_api() {
     }
     let ready = server
         .http
-        .get(format!("{}/readyz", server.url))
+        .get(format!("{}/readyz", server.process.url))
         .send()
         .await
         .unwrap();
     assert_eq!(ready.status(), StatusCode::OK);
     let document = server
         .http
-        .get(format!("{}/openapi.json", server.url))
+        .get(format!("{}/openapi.json", server.process.url))
         .send()
         .await
         .unwrap()
@@ -1273,7 +1256,7 @@ parameters = {{ id = "{replay}" }}
         .arg("--no-color")
         .arg("--config-file")
         .arg(&config_file)
-        .args(["run", &format!("{}/openapi.json", server.url)])
+        .args(["run", &format!("{}/openapi.json", server.process.url)])
         .args(["--checks", CONTRACT_CHECKS])
         .args(["--max-examples", "25", "--workers", "2", "--seed", &seed])
         .args(["--header", &format!("Authorization: Bearer {ADMIN}")])
@@ -1348,7 +1331,7 @@ impl Server {
     ) -> (StatusCode, Value) {
         let mut request = self
             .http
-            .post(format!("{}/v1/inbound/{source}", self.url))
+            .post(format!("{}/v1/inbound/{source}", self.process.url))
             .header("content-type", "application/json")
             .body(body.to_string());
         for (name, value) in headers {
@@ -1443,7 +1426,7 @@ async fn signed_webhooks_from_logto_and_standard_senders_become_events() {
     // goes on a connection of its own.
     let huge = json!({"event": "PostRegister", "padding": "x".repeat(2 << 20)}).to_string();
     let refused = reqwest::Client::new()
-        .post(format!("{}/v1/inbound/logto", server.url))
+        .post(format!("{}/v1/inbound/logto", server.process.url))
         .header("content-type", "application/json")
         .header("logto-signature-sha-256", logto_signed(key, &huge))
         .body(huge)

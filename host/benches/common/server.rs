@@ -1,7 +1,5 @@
 //! The real `wasmhooks serve` binary for benchmarks that drive it over HTTP.
 
-use std::process::Child;
-
 use serde_json::Value;
 
 /// The admin token the server is started with.
@@ -11,9 +9,7 @@ pub const INGEST: &str = "bench-ingest-token-0123456789abcdef";
 
 /// A running server, killed when dropped.
 pub struct Server {
-    child: Child,
-    /// Its base URL.
-    pub url: String,
+    process: wasmhooks_testkit::serve::Running,
     /// A keep-alive client for it.
     pub http: reqwest::Client,
 }
@@ -31,19 +27,22 @@ impl Server {
         command
             .env("RUST_LOG", "error")
             .env_remove("RUST_BACKTRACE");
-        let (child, url) = wasmhooks_testkit::serve::spawn(command);
         Server {
-            child,
-            url,
+            process: wasmhooks_testkit::serve::spawn(command),
             http: reqwest::Client::new(),
         }
+    }
+
+    /// Its base URL.
+    pub fn url(&self) -> &str {
+        &self.process.url
     }
 
     /// POST `body` to the admin route `path`, expecting success.
     pub async fn admin(&self, path: &str, body: Value) {
         let response = self
             .http
-            .post(format!("{}{path}", self.url))
+            .post(format!("{}{path}", self.url()))
             .bearer_auth(ADMIN)
             .json(&body)
             .send()
@@ -61,7 +60,7 @@ impl Server {
         let bytes = std::fs::read(wasmhooks_testkit::plugin(name)).unwrap();
         let response = self
             .http
-            .post(format!("{}/v1/plugins?name={name}", self.url))
+            .post(format!("{}/v1/plugins?name={name}", self.url()))
             .bearer_auth(ADMIN)
             .header("content-type", "application/wasm")
             .body(bytes)
@@ -77,19 +76,12 @@ impl Server {
 
     /// Peak resident memory of the server process, in bytes.
     pub fn peak_rss(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.process.pid()))
             .unwrap_or_default();
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmHWM:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
             .map_or(0, |kb| kb * 1024)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

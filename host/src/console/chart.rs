@@ -14,6 +14,15 @@ const HEIGHT: f64 = 160.0;
 const LEFT: f64 = 44.0;
 const BOTTOM: f64 = 20.0;
 
+/// The y of the x-axis, and the height a full-scale value reaches above it.
+const AXIS_Y: f64 = HEIGHT - BOTTOM;
+const PLOT_HEIGHT: f64 = AXIS_Y - 4.0;
+
+/// The width each bucket gets.
+fn step(buckets: &[StatsBucket]) -> f64 {
+    (WIDTH - LEFT) / buckets.len().max(1) as f64
+}
+
 /// The hour of day a bucket starts at, as `HH:00`.
 fn hour(bucket: &StatsBucket) -> String {
     layout::time(bucket.start)[11..16].to_string()
@@ -31,8 +40,7 @@ fn axis_max(max: u64) -> u64 {
 }
 
 fn frame(label: &str, top: u64, unit: &str, buckets: &[StatsBucket], body: Markup) -> Markup {
-    let plot = HEIGHT - BOTTOM;
-    let step = (WIDTH - LEFT) / buckets.len().max(1) as f64;
+    let (plot, step) = (AXIS_Y, step(buckets));
     html! {
         svg class="chart" viewBox={"0 0 " (WIDTH) " " (HEIGHT)} role="img" aria-label=(label) {
             line class="axis" x1=(LEFT) y1=(plot) x2=(WIDTH) y2=(plot) {}
@@ -50,8 +58,7 @@ fn frame(label: &str, top: u64, unit: &str, buckets: &[StatsBucket], body: Marku
 /// Requests per hour, successes stacked on failures.
 pub(super) fn attempts(buckets: &[StatsBucket]) -> Markup {
     let top = axis_max(buckets.iter().map(|b| b.stats.requests).max().unwrap_or(0));
-    let plot = HEIGHT - BOTTOM - 4.0;
-    let step = (WIDTH - LEFT) / buckets.len().max(1) as f64;
+    let (plot, step) = (PLOT_HEIGHT, step(buckets));
     let scale = |n: u64| n as f64 * plot / top as f64;
     let total: u64 = buckets.iter().map(|b| b.stats.requests).sum();
     let failed: u64 = buckets.iter().map(|b| b.stats.failures).sum();
@@ -65,8 +72,8 @@ pub(super) fn attempts(buckets: &[StatsBucket]) -> Markup {
                     @let bad = scale(b.stats.failures);
                     g {
                         title { (hour(b)) ": " (b.stats.successes) " succeeded, " (b.stats.failures) " failed" }
-                        rect class="ok" x=(x) y=(HEIGHT - BOTTOM - ok) width=(step - 2.0) height=(ok) {}
-                        rect class="bad" x=(x) y=(HEIGHT - BOTTOM - ok - bad) width=(step - 2.0) height=(bad) {}
+                        rect class="ok" x=(x) y=(AXIS_Y - ok) width=(step - 2.0) height=(ok) {}
+                        rect class="bad" x=(x) y=(AXIS_Y - ok - bad) width=(step - 2.0) height=(bad) {}
                     }
                 }
             }))
@@ -102,12 +109,11 @@ pub(super) fn latency(buckets: &[StatsBucket]) -> Markup {
             .max()
             .unwrap_or(0),
     );
-    let plot = HEIGHT - BOTTOM - 4.0;
-    let step = (WIDTH - LEFT) / buckets.len().max(1) as f64;
+    let (plot, step) = (PLOT_HEIGHT, step(buckets));
     let point = |(i, v): &(usize, u64)| {
         (
             LEFT + step * (*i as f64 + 0.5),
-            HEIGHT - BOTTOM - *v as f64 * plot / top as f64,
+            AXIS_Y - *v as f64 * plot / top as f64,
         )
     };
     let path = |points: &[(usize, u64)]| {

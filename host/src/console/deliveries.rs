@@ -249,11 +249,10 @@ pub(super) async fn retry(
     Path(id): Path<String>,
 ) -> PageResult<Response> {
     console.host.retry_delivery(&id).await?;
-    Ok(Redirect::to(&format!(
-        "/console/deliveries/{id}?notice={}",
-        layout::query_escape("Queued for an attempt now.")
+    Ok(layout::to_page(
+        &format!("/console/deliveries/{id}"),
+        "Queued for an attempt now.",
     ))
-    .into_response())
 }
 
 /// The form that replays a hook's events of a time range.

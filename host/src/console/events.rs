@@ -4,7 +4,7 @@
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use maud::{html, Markup};
 
@@ -69,11 +69,10 @@ pub(super) async fn register(
     let fields = Fields::parse(&body);
     let name = fields.text("name").unwrap_or_default();
     match console.host.register_event_type(name).await {
-        Ok(()) => Ok(Redirect::to(&format!(
-            "/console/event-types?notice={}",
-            layout::query_escape(&format!("Event type {name} registered."))
-        ))
-        .into_response()),
+        Ok(()) => Ok(layout::to_page(
+            "/console/event-types",
+            &format!("Event type {name} registered."),
+        )),
         Err(e) => Ok((
             StatusCode::UNPROCESSABLE_ENTITY,
             catalogue(&console, &session, None, name, Some(&e.to_string())),

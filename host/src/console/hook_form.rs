@@ -11,7 +11,6 @@ use maud::{html, Markup};
 use serde_json::{json, Map, Value};
 
 use super::form::Fields;
-use super::hooks::to_hook;
 use super::layout::{self, page, PageResult, Section};
 use super::session::{csrf_field, Session};
 use super::Console;
@@ -420,7 +419,12 @@ async fn submit(
             }
         };
         match saved {
-            Ok(hook) => return Ok(to_hook(&hook.id, "Hook saved.")),
+            Ok(hook) => {
+                return Ok(layout::to_page(
+                    &format!("/console/hooks/{}", hook.id),
+                    "Hook saved.",
+                ))
+            }
             Err(
                 e @ (HostError::InvalidHook(_)
                 | HostError::Invalid(_)

@@ -5,7 +5,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use maud::{html, Markup};
 use serde_json::Value;
@@ -237,22 +237,16 @@ fn step_summary(spec: &Value) -> String {
         .join(" → ")
 }
 
-/// Back to hook `id`'s page with `notice`.
-pub(super) fn to_hook(id: &str, notice: &str) -> Response {
-    Redirect::to(&format!(
-        "/console/hooks/{id}?notice={}",
-        layout::query_escape(notice)
-    ))
-    .into_response()
-}
-
 /// `POST /console/hooks/{id}/enable`.
 pub(super) async fn enable(
     State(console): State<Console>,
     Path(id): Path<String>,
 ) -> PageResult<Response> {
     console.host.enable_hook(&id).await?;
-    Ok(to_hook(&id, "Hook enabled."))
+    Ok(layout::to_page(
+        &format!("/console/hooks/{id}"),
+        "Hook enabled.",
+    ))
 }
 
 /// `POST /console/hooks/{id}/disable`.
@@ -264,7 +258,10 @@ pub(super) async fn disable(
     let fields = Fields::parse(&body);
     let reason = fields.text("reason").unwrap_or("disabled in the console");
     console.host.disable_hook(&id, reason).await?;
-    Ok(to_hook(&id, "Hook disabled."))
+    Ok(layout::to_page(
+        &format!("/console/hooks/{id}"),
+        "Hook disabled.",
+    ))
 }
 
 /// `POST /console/hooks/{id}/delete`.
@@ -273,11 +270,10 @@ pub(super) async fn delete(
     Path(id): Path<String>,
 ) -> PageResult<Response> {
     console.host.delete_hook(&id).await?;
-    Ok(Redirect::to(&format!(
-        "/console/hooks?notice={}",
-        layout::query_escape(&format!("Hook {id} deleted."))
+    Ok(layout::to_page(
+        "/console/hooks",
+        &format!("Hook {id} deleted."),
     ))
-    .into_response())
 }
 
 /// `POST /console/hooks/{id}/test`: send a test event now and show what

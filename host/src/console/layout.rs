@@ -5,7 +5,7 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use maud::{html, Markup, DOCTYPE};
 
 use super::assets::{CSS_URL, JS_URL};
@@ -144,6 +144,11 @@ pub(super) fn parse_time(text: &str) -> Result<Millis, String> {
 pub(super) fn status(status: DeliveryStatus) -> Markup {
     let name = status.as_str();
     html! { span class={"badge " (name)} { (name.replace('_', " ")) } }
+}
+
+/// Send the browser to console page `path`, showing `notice` there.
+pub(super) fn to_page(path: &str, notice: &str) -> Response {
+    Redirect::to(&format!("{path}?notice={}", query_escape(notice))).into_response()
 }
 
 /// Percent-encode `text` for a query string.

@@ -5,7 +5,7 @@
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use maud::html;
 use serde::Deserialize;
@@ -15,14 +15,6 @@ use super::session::{csrf_field, Session};
 use super::Console;
 use crate::host::HostError;
 use crate::pipeline::PluginState;
-
-fn to_list(notice: &str) -> Response {
-    Redirect::to(&format!(
-        "/console/plugins?notice={}",
-        layout::query_escape(notice)
-    ))
-    .into_response()
-}
 
 /// `GET /console/plugins`.
 pub(super) async fn list(
@@ -35,11 +27,7 @@ pub(super) async fn list(
     let users = |name: &str| -> Vec<String> {
         hooks
             .iter()
-            .filter(|h| {
-                h.spec["steps"]
-                    .as_array()
-                    .is_some_and(|steps| steps.iter().any(|s| s["plugin"] == name))
-            })
+            .filter(|h| crate::hook::uses_plugin(&h.spec, name))
             .map(|h| h.id.clone())
             .collect()
     };
@@ -133,11 +121,14 @@ pub(super) async fn upload(
         .put_plugin(upload.name.trim(), body.to_vec())
         .await
     {
-        Ok(plugin) => to_list(&format!(
-            "Plugin {} uploaded: {}.",
-            plugin.record.name,
-            state_name(plugin.state)
-        )),
+        Ok(plugin) => layout::to_page(
+            "/console/plugins",
+            &format!(
+                "Plugin {} uploaded: {}.",
+                plugin.record.name,
+                state_name(plugin.state)
+            ),
+        ),
         Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     }
 }
@@ -149,10 +140,14 @@ pub(super) async fn delete(
     Path(name): Path<String>,
 ) -> PageResult<Response> {
     match console.host.delete_plugin(&name).await {
-        Ok(()) => Ok(to_list(&format!("Plugin {name} deleted."))),
-        Err(HostError::Conflict(message)) => Ok(to_list(&format!(
-            "Not deleted: {message}. Remove it from their steps first."
-        ))),
+        Ok(()) => Ok(layout::to_page(
+            "/console/plugins",
+            &format!("Plugin {name} deleted."),
+        )),
+        Err(HostError::Conflict(message)) => Ok(layout::to_page(
+            "/console/plugins",
+            &format!("Not deleted: {message}. Remove it from their steps first."),
+        )),
         Err(e) => Err(e.into()),
     }
 }

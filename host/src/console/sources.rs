@@ -5,7 +5,7 @@
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use maud::{html, Markup};
 use serde_json::{json, Value};
@@ -16,14 +16,6 @@ use super::session::{csrf_field, Session};
 use super::Console;
 use crate::host::HostError;
 use crate::source::{SourceKind, SourceView};
-
-fn to_list(notice: &str) -> Response {
-    Redirect::to(&format!(
-        "/console/sources?notice={}",
-        layout::query_escape(notice)
-    ))
-    .into_response()
-}
 
 fn kind_name(kind: SourceKind) -> &'static str {
     match kind {
@@ -140,7 +132,10 @@ pub(super) async fn save(
         spec["event_field"] = json!(field);
     }
     match console.host.put_source(id, spec).await {
-        Ok(source) => Ok(to_list(&format!("Source {} saved.", source.id))),
+        Ok(source) => Ok(layout::to_page(
+            "/console/sources",
+            &format!("Source {} saved.", source.id),
+        )),
         Err(e @ (HostError::Invalid(_) | HostError::NotFound { .. })) => {
             let sources = console.host.sources().await?;
             let page = sources_page(&session, &sources, None, Some(&e.to_string()));
@@ -156,5 +151,8 @@ pub(super) async fn delete(
     Path(id): Path<String>,
 ) -> PageResult<Response> {
     console.host.delete_source(&id).await?;
-    Ok(to_list(&format!("Source {id} deleted.")))
+    Ok(layout::to_page(
+        "/console/sources",
+        &format!("Source {id} deleted."),
+    ))
 }
