@@ -166,6 +166,21 @@ async fn console_sessions_are_cookies_and_every_change_needs_the_csrf_token() {
             .unwrap();
         assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     }
+    // An oversized form is refused unread, even with the token.
+    let huge = http
+        .post(url("/console/hooks/h/disable"))
+        .header(COOKIE, &cookie)
+        .form(&[("csrf", csrf.as_str()), ("reason", &"x".repeat(2 << 20))])
+        .send()
+        .await;
+    match huge {
+        Ok(answer) => {
+            assert_eq!(answer.status(), StatusCode::PAYLOAD_TOO_LARGE);
+            assert_eq!(answer.headers()["connection"], "close");
+        }
+        // The server may close the connection before the upload ends.
+        Err(e) => assert!(e.is_request() || e.is_body(), "{e}"),
+    }
     let hook = server.api(reqwest::Method::GET, "/v1/hooks/h", None).await;
     assert_eq!(hook["enabled"], true, "nothing changed: {hook}");
 

@@ -112,7 +112,7 @@ pub fn router(host: Host, tokens: Tokens, limits: BodyLimits) -> Router {
 
 /// A body refused for its size was left unread, so its connection cannot
 /// carry another request: say so, rather than close it unannounced.
-async fn close_after_unread_body(mut response: Response) -> Response {
+pub(crate) async fn close_after_unread_body(mut response: Response) -> Response {
     if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
         response.headers_mut().insert(
             header::CONNECTION,

@@ -123,5 +123,8 @@ pub fn router(host: Host, tokens: Tokens, limits: BodyLimits) -> Router {
         .merge(signed_in)
         .layer(DefaultBodyLimit::max(limits.json))
         .layer(axum::middleware::map_response(secure_headers))
+        .layer(axum::middleware::map_response(
+            crate::api::close_after_unread_body,
+        ))
         .with_state(console)
 }
