@@ -38,11 +38,12 @@ impl Held {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Claim: `read` the due delivery ids, hold those nobody holds, and
+    /// Claim: `read` the due delivery ids, passing over those the
+    /// predicate it is given says are taken, hold those nobody holds, and
     /// `load` them. Nothing stays held if either fails.
     pub(crate) fn take<T>(
         &self,
-        read: impl FnOnce() -> StoreResult<Vec<String>>,
+        read: impl FnOnce(&dyn Fn(&str) -> bool) -> StoreResult<Vec<String>>,
         load: impl FnOnce(&[String]) -> StoreResult<T>,
     ) -> StoreResult<T> {
         let began = {
@@ -51,15 +52,15 @@ impl Held {
             *state.reading.entry(began).or_default() += 1;
             began
         };
-        let read = read();
+        let read = read(&|id| self.lock().free(id, began));
         let ids = {
             let mut state = self.lock();
-            // Filtered before `done_reading`, which may forget what was let go.
+            // Filtered again, under the same lock as the hold: a claim
+            // beside this one may have taken some meanwhile. Filtered
+            // before `done_reading`, which may forget what was let go.
             let free = read.map(|ids| {
                 ids.into_iter()
-                    .filter(|id| {
-                        !state.held.contains(id) && state.let_go.get(id).is_none_or(|&n| n <= began)
-                    })
+                    .filter(|id| state.free(id, began))
                     .collect::<Vec<String>>()
             });
             state.done_reading(began);
@@ -93,6 +94,12 @@ impl Held {
 }
 
 impl State {
+    /// Whether a claim that began reading at release `began` may take
+    /// delivery `id`: nobody holds it, and it was not let go since.
+    fn free(&self, id: &str, began: u64) -> bool {
+        !self.held.contains(id) && self.let_go.get(id).is_none_or(|&n| n <= began)
+    }
+
     /// The claim that began reading at release `began` has read: what was
     /// let go before every claim still reading began is forgotten.
     fn done_reading(&mut self, began: u64) {
@@ -120,23 +127,23 @@ mod tests {
     #[test]
     fn a_held_delivery_is_not_taken_twice() {
         let held = Held::default();
-        let first = held.take(|| Ok(ids(&["a", "b"])), |ids| Ok(ids.to_vec()));
+        let first = held.take(|_| Ok(ids(&["a", "b"])), |ids| Ok(ids.to_vec()));
         assert_eq!(first.unwrap(), ids(&["a", "b"]));
-        let second = held.take(|| Ok(ids(&["a", "b", "c"])), |ids| Ok(ids.to_vec()));
+        let second = held.take(|_| Ok(ids(&["a", "b", "c"])), |ids| Ok(ids.to_vec()));
         assert_eq!(second.unwrap(), ids(&["c"]));
         held.release(&ids(&["a"]));
-        let third = held.take(|| Ok(ids(&["a"])), |ids| Ok(ids.to_vec()));
+        let third = held.take(|_| Ok(ids(&["a"])), |ids| Ok(ids.to_vec()));
         assert_eq!(third.unwrap(), ids(&["a"]), "let go before the read began");
     }
 
     #[test]
     fn what_is_let_go_during_a_read_is_passed_over() {
         let held = Held::default();
-        held.take(|| Ok(ids(&["a"])), |ids| Ok(ids.to_vec()))
+        held.take(|_| Ok(ids(&["a"])), |ids| Ok(ids.to_vec()))
             .unwrap();
         // The read sees `a` as it was before its result was committed.
         let taken = held.take(
-            || {
+            |_| {
                 held.release(&ids(&["a"]));
                 Ok(ids(&["a", "b"]))
             },
@@ -147,7 +154,7 @@ mod tests {
             held.lock().let_go.is_empty(),
             "forgotten once no read is on"
         );
-        let later = held.take(|| Ok(ids(&["a"])), |ids| Ok(ids.to_vec()));
+        let later = held.take(|_| Ok(ids(&["a"])), |ids| Ok(ids.to_vec()));
         assert_eq!(later.unwrap(), ids(&["a"]));
     }
 
@@ -155,7 +162,7 @@ mod tests {
     fn a_failed_load_holds_nothing() {
         let held = Held::default();
         let failed: StoreResult<()> = held.take(
-            || Ok(ids(&["a"])),
+            |_| Ok(ids(&["a"])),
             |_| Err(super::super::StoreError::Database("no".into())),
         );
         assert!(failed.is_err());

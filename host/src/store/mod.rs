@@ -225,7 +225,7 @@ pub struct FreeSlots {
 impl FreeSlots {
     /// The most a claim under these slots can take: every listed hook's
     /// free slots, and room for [`UNSEEN_PER_CLAIM`] hooks not listed. A
-    /// claim asks for no more, so it ranks no more candidates than it needs.
+    /// claim asks for no more.
     pub fn claimable(&self) -> usize {
         let listed: usize = self.slots.values().map(|&n| n as usize).sum();
         listed + self.default as usize * UNSEEN_PER_CLAIM
@@ -239,9 +239,6 @@ impl FreeSlots {
 
 /// How many hooks not listed in [`FreeSlots`] one claim makes room for.
 pub const UNSEEN_PER_CLAIM: usize = 32;
-
-/// How many due candidates a claim ranks for each delivery it may take.
-pub(crate) const CANDIDATES_PER_CLAIM: usize = 4;
 
 /// A shared store handle.
 pub type SharedStore = Arc<dyn Store>;

@@ -17,7 +17,7 @@ use tokio_postgres::{AsyncMessage, NoTls, Row};
 
 use super::sql::{self, pg, Dialect};
 use super::types::*;
-use super::{FreeSlots, Store, StoreError, StoreResult, CANDIDATES_PER_CLAIM};
+use super::{FreeSlots, Store, StoreError, StoreResult};
 
 /// The channel work notifications travel on.
 const CHANNEL: &str = "wasmhooks_work";
@@ -804,7 +804,6 @@ impl Store for PostgresStore {
         let claim = client
             .prepare_cached(&pg(&sql::claim_within_free_slots()))
             .await?;
-        let candidates = limit.saturating_mul(CANDIDATES_PER_CLAIM) as i64;
         let default = i64::from(free.default);
         let rows = client
             .query(
@@ -814,7 +813,6 @@ impl Store for PostgresStore {
                     &(limit as i64),
                     &free.to_json(),
                     &default,
-                    &candidates,
                     &owner,
                     &after(now, lease),
                 ],
@@ -826,21 +824,13 @@ impl Store for PostgresStore {
     async fn next_due(&self, free: &FreeSlots) -> StoreResult<Option<Millis>> {
         let client = self.client().await?;
         let next = client
-            .prepare_cached(&pg(&sql::next_due_with_free_slots(Dialect::Postgres)))
+            .prepare_cached(&pg(&sql::next_due_of_free_hooks()))
             .await?;
         let default = i64::from(free.default);
         let row = client
-            .query_opt(
-                &next,
-                &[
-                    &Millis::MAX,
-                    &Option::<i64>::None,
-                    &free.to_json(),
-                    &default,
-                ],
-            )
+            .query_one(&next, &[&free.to_json(), &default, &Millis::MAX])
             .await?;
-        Ok(row.map(|r| r.get(2)))
+        Ok(row.get(0))
     }
 
     async fn renew(&self, owner: &str, ids: &[String], lease: Duration) -> StoreResult<usize> {

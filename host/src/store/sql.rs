@@ -12,7 +12,7 @@ pub(crate) enum Dialect {
 }
 
 /// The schema, one entry per version; each runs once, in order.
-pub(crate) fn migrations(dialect: Dialect) -> [String; 8] {
+pub(crate) fn migrations(dialect: Dialect) -> [String; 9] {
     let (int, blob, serial) = match dialect {
         Dialect::Sqlite => ("INTEGER", "BLOB", "INTEGER PRIMARY KEY AUTOINCREMENT"),
         Dialect::Postgres => (
@@ -104,7 +104,10 @@ pub(crate) fn migrations(dialect: Dialect) -> [String; 8] {
         "CREATE TABLE sources (id TEXT PRIMARY KEY, spec TEXT NOT NULL,
             created_at {int} NOT NULL, updated_at {int} NOT NULL);"
     ),
-    "CREATE INDEX deliveries_created ON deliveries (created_at, id);".to_string()]
+    "CREATE INDEX deliveries_created ON deliveries (created_at, id);".to_string(),
+    "CREATE INDEX deliveries_hook_due ON deliveries (hook_id, due_at, id)
+        WHERE status IN ('pending', 'in_flight');"
+        .to_string()]
 }
 
 /// Rewrite `?N` placeholders as `$N` for PostgreSQL.
@@ -232,90 +235,86 @@ pub(crate) fn claim_due() -> String {
     )
 }
 
-/// The hooks' free slots, from a JSON object of hook id to count.
-fn free_slots(dialect: Dialect) -> &'static str {
+/// The hooks' free slots, from a JSON object of hook id to count in
+/// parameter `param` (`?3`, say).
+fn free_slots(dialect: Dialect, param: &str) -> String {
     match dialect {
-        Dialect::Sqlite => "SELECT key AS hook_id, CAST(value AS INTEGER) AS free FROM json_each(?3)",
-        Dialect::Postgres => {
-            "SELECT key AS hook_id, CAST(value AS BIGINT) AS free FROM jsonb_each_text(CAST(CAST(?3 AS TEXT) AS jsonb))"
+        Dialect::Sqlite => {
+            format!("SELECT key AS hook_id, CAST(value AS INTEGER) AS free FROM json_each({param})")
         }
+        Dialect::Postgres => format!(
+            "SELECT key AS hook_id, CAST(value AS BIGINT) AS free
+             FROM jsonb_each_text(CAST(CAST({param} AS TEXT) AS jsonb))"
+        ),
     }
 }
 
-/// The due deliveries of hooks with a free slot: [`DUE_DELIVERIES`]'s rule,
-/// less the hooks whose free count (from the `slots` CTE, or `?4` for hooks
-/// not in it) is zero. Selects each one's id, hook, due time and free count.
-const DUE_WITH_FREE_SLOTS: &str = concat!(
-    "SELECT d.id, d.hook_id, d.due_at, COALESCE(s.free, ?4) AS free
-     FROM deliveries d JOIN hooks h ON h.id = d.hook_id
-     LEFT JOIN slots s ON s.hook_id = d.hook_id
-     WHERE d.status IN ('pending', 'in_flight') AND d.due_at <= ?1
-       AND COALESCE(s.free, ?4) > 0
-       AND (NOT h.ordered OR NOT EXISTS (",
-    open_delivery_before_d!(),
-    "))"
-);
-
-/// The CTEs that pick the due deliveries a dispatcher may take now:
-/// earliest due first, and of each hook at most its free slots. Only the
-/// `?5` earliest due candidates are ranked, so a long backlog costs little.
-fn ranked_within_free_slots(dialect: Dialect) -> String {
-    let lock = match dialect {
-        Dialect::Sqlite => "",
-        Dialect::Postgres => " FOR UPDATE OF d SKIP LOCKED",
-    };
+/// The hooks with a free slot, and how many each has (from the JSON object
+/// of free slots in parameter `slots`, or parameter `default` for a hook
+/// not in it). A claim then reads each one's due deliveries through its
+/// own index ([`due_of_hook`]), so a busy hook's backlog is never scanned.
+/// Selects each one's id and count.
+pub(crate) fn hooks_with_free_slots(dialect: Dialect, slots: &str, default: &str) -> String {
     format!(
-        "WITH slots AS ({free}),
-         candidates AS ({DUE_WITH_FREE_SLOTS} ORDER BY d.due_at LIMIT ?5{lock}),
-         ranked AS (SELECT id, due_at, free,
-                    ROW_NUMBER() OVER (PARTITION BY hook_id ORDER BY due_at, id) AS n
-                    FROM candidates)",
-        free = free_slots(dialect)
+        "WITH slots AS ({free})
+         SELECT h.id, COALESCE(s.free, {default}) AS free FROM hooks h
+         LEFT JOIN slots s ON s.hook_id = h.id WHERE COALESCE(s.free, {default}) > 0",
+        free = free_slots(dialect, slots)
     )
 }
 
-/// The ids (and due times) a dispatcher may take now, at most `?2` (SQLite,
-/// which then leases them one by one on its single writer).
-/// Params: now, limit, free slots (JSON), default free, candidates.
-pub(crate) fn due_within_free_slots() -> String {
+/// Hook `hook`'s deliveries due by `now`, earliest first, at most `limit`:
+/// [`DUE_DELIVERIES`]'s rule for a single hook, read in order from the
+/// `deliveries_hook_due` index. With a time far ahead as `now`, its open
+/// deliveries in the order they fall due. Selects each one's id and due time.
+pub(crate) fn due_of_hook(hook: &str, now: &str, limit: &str) -> String {
     format!(
-        "{} SELECT id, due_at FROM ranked WHERE n <= free ORDER BY due_at, id LIMIT ?2",
-        ranked_within_free_slots(Dialect::Sqlite)
+        concat!(
+            "SELECT d.id, d.due_at FROM deliveries d JOIN hooks h ON h.id = d.hook_id
+             WHERE d.hook_id = {hook} AND d.status IN ('pending', 'in_flight')
+               AND d.due_at <= {now}
+               AND (NOT h.ordered OR NOT EXISTS (",
+            open_delivery_before_d!(),
+            "))
+             ORDER BY d.due_at, d.id LIMIT {limit}"
+        ),
+        hook = hook,
+        now = now,
+        limit = limit
     )
 }
 
-/// Claim what a dispatcher may take now in one statement (PostgreSQL).
-/// Params: now, limit, free slots, default free, candidates, owner, lease end.
+/// Claim what a dispatcher may take now in one statement (PostgreSQL):
+/// of each hook with a free slot, its earliest due deliveries up to its
+/// free count, skipping rows other claimers hold; of those, the `?2`
+/// earliest due, leased and returned with their events.
+/// Params: now, limit, free slots (JSON), default free, owner, lease end.
 pub(crate) fn claim_within_free_slots() -> String {
     format!(
-        "{ranked},
-         chosen AS (SELECT id, due_at AS was_due FROM ranked WHERE n <= free
-                    ORDER BY due_at, id LIMIT ?2),
+        "WITH open_hooks AS ({hooks}),
+         chosen AS (SELECT x.id, x.due_at AS was_due FROM open_hooks o
+                    CROSS JOIN LATERAL ({due} FOR UPDATE OF d SKIP LOCKED) x
+                    ORDER BY x.due_at, x.id LIMIT ?2),
          d AS (UPDATE deliveries
-               SET status = 'in_flight', lease_owner = ?6, due_at = ?7, updated_at = ?1
+               SET status = 'in_flight', lease_owner = ?5, due_at = ?6, updated_at = ?1
                FROM chosen WHERE deliveries.id = chosen.id
                RETURNING deliveries.*, chosen.was_due)
          SELECT {DELIVERY_COLUMNS}, e.name, e.payload, e.created_at, d.host_failures
          FROM d JOIN events e ON e.id = d.event_id ORDER BY d.was_due, d.id",
-        ranked = ranked_within_free_slots(Dialect::Postgres)
+        hooks = hooks_with_free_slots(Dialect::Postgres, "?3", "?4"),
+        due = due_of_hook("o.id", "?1", "o.free"),
     )
 }
 
-/// The deliveries of hooks with a free slot, in the order they fall due
-/// (the id is the first column, the due time the third); the first is the
-/// next. SQLite reads on past those its dispatcher holds and has not yet
-/// leased; PostgreSQL takes the first alone.
-/// Params: a time far ahead (as "now"), free slots, default free; `?2` is
-/// unused and sent as NULL so the numbering matches the claim's.
-pub(crate) fn next_due_with_free_slots(dialect: Dialect) -> String {
-    let limit = match dialect {
-        Dialect::Sqlite => "",
-        Dialect::Postgres => " LIMIT 1",
-    };
+/// The earliest due time of the open deliveries of hooks with a free slot
+/// (PostgreSQL), each hook's read from its own index.
+/// Params: free slots (JSON), default free, a time far ahead (as "now").
+pub(crate) fn next_due_of_free_hooks() -> String {
     format!(
-        "WITH slots AS ({free}) {DUE_WITH_FREE_SLOTS}
-           AND CAST(?2 AS BIGINT) IS NULL ORDER BY d.due_at{limit}",
-        free = free_slots(dialect)
+        "WITH open_hooks AS ({hooks})
+         SELECT MIN(x.due_at) FROM open_hooks o CROSS JOIN LATERAL ({due}) x",
+        hooks = hooks_with_free_slots(Dialect::Postgres, "?1", "?2"),
+        due = due_of_hook("o.id", "?3", "1"),
     )
 }
 

@@ -21,7 +21,7 @@ use tokio::sync::{oneshot, Notify};
 use super::held::Held;
 use super::sql::{self, Dialect};
 use super::types::*;
-use super::{FreeSlots, Store, StoreError, StoreResult, CANDIDATES_PER_CLAIM};
+use super::{FreeSlots, Store, StoreError, StoreResult};
 
 /// Most write requests one transaction takes.
 const MAX_BATCH: usize = 1024;
@@ -135,6 +135,45 @@ fn read_claimed(conn: &Connection, ids: &[String]) -> StoreResult<Vec<Claimed>> 
         })?);
     }
     Ok(claimed)
+}
+
+/// The hooks with a free slot under `slots` (JSON) and `default`, and how
+/// many each has.
+fn hooks_with_free_slots(
+    conn: &Connection,
+    slots: &str,
+    default: u32,
+) -> StoreResult<Vec<(String, usize)>> {
+    let mut hooks =
+        conn.prepare_cached(&sql::hooks_with_free_slots(Dialect::Sqlite, "?1", "?2"))?;
+    let rows = hooks.query_map(params![slots, default], |r| {
+        Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as usize))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Hook `hook`'s deliveries due by `now` that `take` allows (given each
+/// one's id and due time), earliest first, at most `limit`, with their due
+/// times. Those passed over (held here, their leases not yet written) cost
+/// a step each.
+fn due_of_hook(
+    conn: &Connection,
+    hook: &str,
+    now: Millis,
+    limit: usize,
+    take: &dyn Fn(&str, Millis) -> bool,
+) -> StoreResult<Vec<(String, Millis)>> {
+    let mut due = conn.prepare_cached(&sql::due_of_hook("?1", "?2", "?3"))?;
+    let mut rows = due.query(params![hook, now, -1])?;
+    let mut taken = Vec::new();
+    while taken.len() < limit {
+        let Some(row) = rows.next()? else { break };
+        let (id, due): (String, Millis) = (row.get(0)?, row.get(1)?);
+        if take(&id, due) {
+            taken.push((id, due));
+        }
+    }
+    Ok(taken)
 }
 
 /// The SQLite store.
@@ -825,16 +864,16 @@ impl Store for SqliteStore {
         let (now, mut claimed) = self
             .read(move |conn| {
                 let now = now_ms();
-                let candidates = limit.saturating_mul(CANDIDATES_PER_CLAIM);
                 let claimed = held.take(
-                    || {
-                        Ok(conn
-                            .prepare_cached(&sql::due_within_free_slots())?
-                            .query_map(
-                                params![now, limit as i64, slots, default, candidates as i64],
-                                |r| r.get(0),
-                            )?
-                            .collect::<Result<_, _>>()?)
+                    |free_to_take| {
+                        let mut due = Vec::new();
+                        for (hook, free) in hooks_with_free_slots(conn, &slots, default)? {
+                            let take = |id: &str, _| free_to_take(id);
+                            due.extend(due_of_hook(conn, &hook, now, free.min(limit), &take)?);
+                        }
+                        due.sort_unstable_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+                        due.truncate(limit);
+                        Ok(due.into_iter().map(|(id, _)| id).collect())
                     },
                     |ids| read_claimed(conn, ids),
                 )?;
@@ -874,17 +913,15 @@ impl Store for SqliteStore {
         let (slots, default) = (free.to_json(), free.default);
         let held = self.held.clone();
         self.read(move |conn| {
-            let mut next = conn.prepare_cached(&sql::next_due_with_free_slots(Dialect::Sqlite))?;
-            let mut rows = next.query(params![Millis::MAX, Option::<i64>::None, slots, default])?;
             let now = now_ms();
-            while let Some(row) = rows.next()? {
-                // Due now yet held: its attempt is on; its lease is being written.
-                let due: Millis = row.get(2)?;
-                if due > now || !held.holds(&row.get::<_, String>(0)?) {
-                    return Ok(Some(due));
-                }
+            // Due now yet held: its attempt is on; its lease is being written.
+            let take = |id: &str, due| due > now || !held.holds(id);
+            let mut next = None;
+            for (hook, _) in hooks_with_free_slots(conn, &slots, default)? {
+                let first = due_of_hook(conn, &hook, Millis::MAX, 1, &take)?;
+                next = next.into_iter().chain(first.first().map(|d| d.1)).min();
             }
-            Ok(None)
+            Ok(next)
         })
         .await
     }
