@@ -6,6 +6,9 @@
 //! The baseline, in the same run: the same signed POSTs sent by the same
 //! HTTP client with the same concurrency, with no store and no plugin.
 //!
+//! The plugin is compiled before the clock starts, as `serve` compiles
+//! every stored plugin when it starts.
+//!
 //! Run: `cargo bench -p wasmhooks --bench delivery` (unset RUST_BACKTRACE).
 
 mod common;
@@ -205,6 +208,8 @@ async fn engine_rate(
         settings.cache_ttl,
         metrics.clone(),
     ));
+    // Compiled before the clock starts, as a server does when it starts.
+    plugins.get("enrich").await.unwrap();
     let dispatcher = Arc::new(Dispatcher::new(
         store.clone(),
         plugins,
