@@ -105,8 +105,11 @@ pub(crate) fn migrations(dialect: Dialect) -> [String; 9] {
             created_at {int} NOT NULL, updated_at {int} NOT NULL);"
     ),
     "CREATE INDEX deliveries_created ON deliveries (created_at, id);".to_string(),
+    // Each hook's open deliveries in the order they fall due, for claims;
+    // it serves the ordered hooks' lookups by hook the older index served.
     "CREATE INDEX deliveries_hook_due ON deliveries (hook_id, due_at, id)
-        WHERE status IN ('pending', 'in_flight');"
+        WHERE status IN ('pending', 'in_flight');
+    DROP INDEX deliveries_hook_open;"
         .to_string()]
 }
 
