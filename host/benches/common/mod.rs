@@ -6,6 +6,11 @@ pub mod server;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+/// The allocator the `wasmhooks` binary runs on, so in-process benchmarks
+/// measure the engine as it serves.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// p50 and p99 of `calls` timed runs of `call`, after `warmup` untimed ones.
 #[allow(dead_code)] // not every benchmark uses every helper
 pub async fn percentiles<F, Fut>(calls: usize, warmup: usize, mut call: F) -> (Duration, Duration)
