@@ -159,6 +159,24 @@ mod tests {
     }
 
     #[test]
+    fn the_read_is_told_what_it_must_pass_over() {
+        let held = Held::default();
+        held.take(|_| Ok(ids(&["a", "b"])), |ids| Ok(ids.to_vec()))
+            .unwrap();
+        let taken = held.take(
+            |free| {
+                held.release(&ids(&["b"]));
+                assert!(!free("a"), "held");
+                assert!(!free("b"), "let go during this read");
+                assert!(free("c"));
+                Ok(ids(&["c"]))
+            },
+            |ids| Ok(ids.to_vec()),
+        );
+        assert_eq!(taken.unwrap(), ids(&["c"]));
+    }
+
+    #[test]
     fn a_failed_load_holds_nothing() {
         let held = Held::default();
         let failed: StoreResult<()> = held.take(

@@ -802,7 +802,7 @@ impl Store for PostgresStore {
         let client = self.client().await?;
         let now = database_now(&client).await?;
         let claim = client
-            .prepare_cached(&pg(&sql::claim_within_free_slots()))
+            .prepare_cached(&sql::PG_CLAIM_WITHIN_FREE_SLOTS)
             .await?;
         let default = i64::from(free.default);
         let rows = client
@@ -824,7 +824,7 @@ impl Store for PostgresStore {
     async fn next_due(&self, free: &FreeSlots) -> StoreResult<Option<Millis>> {
         let client = self.client().await?;
         let next = client
-            .prepare_cached(&pg(&sql::next_due_of_free_hooks()))
+            .prepare_cached(&sql::PG_NEXT_DUE_OF_FREE_HOOKS)
             .await?;
         let default = i64::from(free.default);
         let row = client

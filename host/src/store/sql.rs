@@ -2,6 +2,8 @@
 //! `?N` placeholders; [`pg`] rewrites them to PostgreSQL's `$N`. Only the
 //! schema's column types and the claim's row locking differ.
 
+use std::sync::LazyLock;
+
 use super::types::{DeliveryStatus, Millis, NewAttempt, Next};
 
 /// Which database a statement is for.
@@ -257,7 +259,7 @@ fn free_slots(dialect: Dialect, param: &str) -> String {
 /// not in it). A claim then reads each one's due deliveries through its
 /// own index ([`due_of_hook`]), so a busy hook's backlog is never scanned.
 /// Selects each one's id and count.
-pub(crate) fn hooks_with_free_slots(dialect: Dialect, slots: &str, default: &str) -> String {
+fn hooks_with_free_slots(dialect: Dialect, slots: &str, default: &str) -> String {
     format!(
         "WITH slots AS ({free})
          SELECT h.id, COALESCE(s.free, {default}) AS free FROM hooks h
@@ -270,7 +272,7 @@ pub(crate) fn hooks_with_free_slots(dialect: Dialect, slots: &str, default: &str
 /// [`DUE_DELIVERIES`]'s rule for a single hook, read in order from the
 /// `deliveries_hook_due` index. With a time far ahead as `now`, its open
 /// deliveries in the order they fall due. Selects each one's id and due time.
-pub(crate) fn due_of_hook(hook: &str, now: &str, limit: &str) -> String {
+fn due_of_hook(hook: &str, now: &str, limit: &str) -> String {
     format!(
         concat!(
             "SELECT d.id, d.due_at FROM deliveries d JOIN hooks h ON h.id = d.hook_id
@@ -292,7 +294,7 @@ pub(crate) fn due_of_hook(hook: &str, now: &str, limit: &str) -> String {
 /// free count, skipping rows other claimers hold; of those, the `?2`
 /// earliest due, leased and returned with their events.
 /// Params: now, limit, free slots (JSON), default free, owner, lease end.
-pub(crate) fn claim_within_free_slots() -> String {
+fn claim_within_free_slots() -> String {
     format!(
         "WITH open_hooks AS ({hooks}),
          chosen AS (SELECT x.id, x.due_at AS was_due FROM open_hooks o
@@ -312,7 +314,7 @@ pub(crate) fn claim_within_free_slots() -> String {
 /// The earliest due time of the open deliveries of hooks with a free slot
 /// (PostgreSQL), each hook's read from its own index.
 /// Params: free slots (JSON), default free, a time far ahead (as "now").
-pub(crate) fn next_due_of_free_hooks() -> String {
+fn next_due_of_free_hooks() -> String {
     format!(
         "WITH open_hooks AS ({hooks})
          SELECT MIN(x.due_at) FROM open_hooks o CROSS JOIN LATERAL ({due}) x",
@@ -320,6 +322,23 @@ pub(crate) fn next_due_of_free_hooks() -> String {
         due = due_of_hook("o.id", "?3", "1"),
     )
 }
+
+/// [`hooks_with_free_slots`] for SQLite, built once.
+/// Params: free slots (JSON), default free.
+pub(crate) static SQLITE_HOOKS_WITH_FREE_SLOTS: LazyLock<String> =
+    LazyLock::new(|| hooks_with_free_slots(Dialect::Sqlite, "?1", "?2"));
+
+/// [`due_of_hook`] for SQLite, built once. Params: hook id, now, limit.
+pub(crate) static SQLITE_DUE_OF_HOOK: LazyLock<String> =
+    LazyLock::new(|| due_of_hook("?1", "?2", "?3"));
+
+/// [`claim_within_free_slots`] in PostgreSQL's placeholders, built once.
+pub(crate) static PG_CLAIM_WITHIN_FREE_SLOTS: LazyLock<String> =
+    LazyLock::new(|| pg(&claim_within_free_slots()));
+
+/// [`next_due_of_free_hooks`] in PostgreSQL's placeholders, built once.
+pub(crate) static PG_NEXT_DUE_OF_FREE_HOOKS: LazyLock<String> =
+    LazyLock::new(|| pg(&next_due_of_free_hooks()));
 
 /// Every lease of a SQLite file's earlier process, released at start: one
 /// process works a file, so whatever was in flight died with the last one.

@@ -144,8 +144,7 @@ fn hooks_with_free_slots(
     slots: &str,
     default: u32,
 ) -> StoreResult<Vec<(String, usize)>> {
-    let mut hooks =
-        conn.prepare_cached(&sql::hooks_with_free_slots(Dialect::Sqlite, "?1", "?2"))?;
+    let mut hooks = conn.prepare_cached(&sql::SQLITE_HOOKS_WITH_FREE_SLOTS)?;
     let rows = hooks.query_map(params![slots, default], |r| {
         Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as usize))
     })?;
@@ -163,7 +162,7 @@ fn due_of_hook(
     limit: usize,
     take: &dyn Fn(&str, Millis) -> bool,
 ) -> StoreResult<Vec<(String, Millis)>> {
-    let mut due = conn.prepare_cached(&sql::due_of_hook("?1", "?2", "?3"))?;
+    let mut due = conn.prepare_cached(&sql::SQLITE_DUE_OF_HOOK)?;
     let mut rows = due.query(params![hook, now, -1])?;
     let mut taken = Vec::new();
     while taken.len() < limit {
@@ -916,12 +915,12 @@ impl Store for SqliteStore {
             let now = now_ms();
             // Due now yet held: its attempt is on; its lease is being written.
             let take = |id: &str, due| due > now || !held.holds(id);
-            let mut next = None;
+            let mut firsts = Vec::new();
             for (hook, _) in hooks_with_free_slots(conn, &slots, default)? {
                 let first = due_of_hook(conn, &hook, Millis::MAX, 1, &take)?;
-                next = next.into_iter().chain(first.first().map(|d| d.1)).min();
+                firsts.extend(first.into_iter().map(|(_, due)| due));
             }
-            Ok(next)
+            Ok(firsts.into_iter().min())
         })
         .await
     }
