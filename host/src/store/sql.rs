@@ -268,11 +268,12 @@ fn hooks_with_free_slots(dialect: Dialect, slots: &str, default: &str) -> String
     )
 }
 
-/// Hook `hook`'s deliveries due by `now`, earliest first, at most `limit`:
-/// [`DUE_DELIVERIES`]'s rule for a single hook, read in order from the
-/// `deliveries_hook_due` index. With a time far ahead as `now`, its open
-/// deliveries in the order they fall due. Selects each one's id and due time.
-fn due_of_hook(hook: &str, now: &str, limit: &str) -> String {
+/// Hook `hook`'s deliveries due by `now`, earliest first, at most `limit`
+/// (all, without one): [`DUE_DELIVERIES`]'s rule for a single hook, read in
+/// order from the `deliveries_hook_due` index. With a time far ahead as
+/// `now`, its open deliveries in the order they fall due. Selects each
+/// one's id and due time.
+fn due_of_hook(hook: &str, now: &str, limit: Option<&str>) -> String {
     format!(
         concat!(
             "SELECT d.id, d.due_at FROM deliveries d JOIN hooks h ON h.id = d.hook_id
@@ -281,11 +282,11 @@ fn due_of_hook(hook: &str, now: &str, limit: &str) -> String {
                AND (NOT h.ordered OR NOT EXISTS (",
             open_delivery_before_d!(),
             "))
-             ORDER BY d.due_at, d.id LIMIT {limit}"
+             ORDER BY d.due_at, d.id{limit}"
         ),
         hook = hook,
         now = now,
-        limit = limit
+        limit = limit.map(|l| format!(" LIMIT {l}")).unwrap_or_default()
     )
 }
 
@@ -307,7 +308,7 @@ fn claim_within_free_slots() -> String {
          SELECT {DELIVERY_COLUMNS}, e.name, e.payload, e.created_at, d.host_failures
          FROM d JOIN events e ON e.id = d.event_id ORDER BY d.was_due, d.id",
         hooks = hooks_with_free_slots(Dialect::Postgres, "?3", "?4"),
-        due = due_of_hook("o.id", "?1", "o.free"),
+        due = due_of_hook("o.id", "?1", Some("o.free")),
     )
 }
 
@@ -319,7 +320,7 @@ fn next_due_of_free_hooks() -> String {
         "WITH open_hooks AS ({hooks})
          SELECT MIN(x.due_at) FROM open_hooks o CROSS JOIN LATERAL ({due}) x",
         hooks = hooks_with_free_slots(Dialect::Postgres, "?1", "?2"),
-        due = due_of_hook("o.id", "?3", "1"),
+        due = due_of_hook("o.id", "?3", Some("1")),
     )
 }
 
@@ -328,9 +329,12 @@ fn next_due_of_free_hooks() -> String {
 pub(crate) static SQLITE_HOOKS_WITH_FREE_SLOTS: LazyLock<String> =
     LazyLock::new(|| hooks_with_free_slots(Dialect::Sqlite, "?1", "?2"));
 
-/// [`due_of_hook`] for SQLite, built once. Params: hook id, now, limit.
+/// [`due_of_hook`] for SQLite, built once, without a limit: the caller
+/// stops stepping at its own. (SQLite's planner reads a bound `LIMIT`, so
+/// rebinding it expires the prepared statement and every run would compile
+/// it again.) Params: hook id, now.
 pub(crate) static SQLITE_DUE_OF_HOOK: LazyLock<String> =
-    LazyLock::new(|| due_of_hook("?1", "?2", "?3"));
+    LazyLock::new(|| due_of_hook("?1", "?2", None));
 
 /// [`claim_within_free_slots`] in PostgreSQL's placeholders, built once.
 pub(crate) static PG_CLAIM_WITHIN_FREE_SLOTS: LazyLock<String> =

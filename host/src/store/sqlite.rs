@@ -163,7 +163,7 @@ fn due_of_hook(
     take: &dyn Fn(&str, Millis) -> bool,
 ) -> StoreResult<Vec<(String, Millis)>> {
     let mut due = conn.prepare_cached(&sql::SQLITE_DUE_OF_HOOK)?;
-    let mut rows = due.query(params![hook, now, -1])?;
+    let mut rows = due.query(params![hook, now])?;
     let mut taken = Vec::new();
     while taken.len() < limit {
         let Some(row) = rows.next()? else { break };
@@ -192,6 +192,10 @@ pub struct SqliteStore {
 /// Waiting writes past which ingest answers busy.
 const MAX_QUEUED_INGEST: usize = 20_000;
 
+/// Prepared statements each connection keeps: more than any one of them
+/// runs, so none is compiled twice.
+const STATEMENT_CACHE: usize = 64;
+
 fn connect(path: &Path) -> StoreResult<Connection> {
     let conn = Connection::open(path)?;
     conn.execute_batch(
@@ -202,6 +206,7 @@ fn connect(path: &Path) -> StoreResult<Connection> {
          PRAGMA cache_size = -65536;
          PRAGMA wal_autocheckpoint = 8192;",
     )?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
 
@@ -1293,5 +1298,34 @@ mod tests {
             0,
             "every write counted out"
         );
+    }
+
+    /// A claim's statements run many times a second with new parameters:
+    /// none may be compiled again for it (as one with a bound `LIMIT` is).
+    #[test]
+    fn a_claims_statements_are_compiled_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        drop(SqliteStore::open(&path, StoreLimits::default()).unwrap());
+        let conn = connect(&path).unwrap();
+        let never = |_: &str, _| false;
+        for round in 0..3 {
+            let now = now_ms() + round;
+            let hook = format!("hook_{round}");
+            hooks_with_free_slots(&conn, &format!("{{\"{hook}\": 2}}"), 1).unwrap();
+            due_of_hook(&conn, &hook, now, 2, &never).unwrap();
+            read_claimed(&conn, &[format!("dlv_{round}")]).unwrap_err();
+        }
+        for statement in [
+            sql::SQLITE_HOOKS_WITH_FREE_SLOTS.as_str(),
+            sql::SQLITE_DUE_OF_HOOK.as_str(),
+            &sql::select_claimed(),
+        ] {
+            let compiled_again = conn
+                .prepare_cached(statement)
+                .unwrap()
+                .get_status(rusqlite::StatementStatus::RePrepare);
+            assert_eq!(compiled_again, 0, "{statement}");
+        }
     }
 }
