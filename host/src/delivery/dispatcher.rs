@@ -604,20 +604,15 @@ impl Dispatcher {
             .deliver(&hook.steps, &event, claimed.payload.clone(), budget)
             .await?;
         Ok(match ran {
-            Ran::Deliver { payload, headers } => {
-                let value: serde_json::Value =
-                    serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null);
-                let body = delivery_body(
+            Ran::Deliver { payload, headers } => Ran::Deliver {
+                payload: delivery_body(
                     &claimed.event_name,
                     &created_at,
-                    value,
+                    &payload,
                     &claimed.delivery.hook_id,
-                );
-                Ran::Deliver {
-                    payload: serde_json::to_string(&body).expect("JSON values serialise"),
-                    headers,
-                }
-            }
+                ),
+                headers,
+            },
             other => other,
         })
     }

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::{Map, Value};
+use indexmap::IndexMap;
+use serde_json::value::RawValue;
+use serde_json::Value;
 
 /// Logto's event names, built in.
 pub const LOGTO_EVENTS: [&str; 31] = [
@@ -148,22 +150,26 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 /// The body a webhook receiver gets, as Logto shapes it: the payload's own
 /// keys in their order, `event` and `createdAt` filled in when the producer
-/// left them out, and `hookId` appended last.
-pub fn delivery_body(event_name: &str, created_at: &str, payload: Value, hook_id: &str) -> Value {
-    let mut body = match payload {
-        Value::Object(map) => map,
-        other => {
-            let mut map = Map::new();
-            map.insert("data".into(), other);
-            map
+/// left them out, and `hookId` appended last. A payload that is not a JSON
+/// object is sent under `data`. Only the top level is parsed: nested values
+/// pass through as they came, so shaping costs little however deep they go.
+pub fn delivery_body(event_name: &str, created_at: &str, payload: &str, hook_id: &str) -> String {
+    type Raw = Box<RawValue>;
+    let text = |s: &str| serde_json::value::to_raw_value(s).expect("a string is JSON");
+    let mut body: IndexMap<String, Raw> = match serde_json::from_str(payload) {
+        Ok(map) => map,
+        Err(_) => {
+            let data = serde_json::from_str::<Raw>(payload)
+                .unwrap_or_else(|_| RawValue::from_string("null".into()).expect("null is JSON"));
+            IndexMap::from([("data".to_string(), data)])
         }
     };
     // The event's real name, whatever the payload says: a payload field
     // `event` keeps its place but never renames the event.
     match body.get_mut("event") {
-        Some(event) => *event = Value::String(event_name.into()),
+        Some(event) => *event = text(event_name),
         None => {
-            body.shift_insert(0, "event".into(), Value::String(event_name.into()));
+            body.shift_insert(0, "event".into(), text(event_name));
         }
     }
     if !body.contains_key("createdAt") {
@@ -172,11 +178,11 @@ pub fn delivery_body(event_name: &str, created_at: &str, payload: Value, hook_id
             .position(|k| k == "interactionEvent")
             .map_or(1, |i| i + 1)
             .min(body.len());
-        body.shift_insert(at, "createdAt".into(), Value::String(created_at.into()));
+        body.shift_insert(at, "createdAt".into(), text(created_at));
     }
     body.shift_remove("hookId");
-    body.insert("hookId".into(), Value::String(hook_id.into()));
-    Value::Object(body)
+    body.insert("hookId".into(), text(hook_id));
+    serde_json::to_string(&body).expect("JSON values serialise")
 }
 
 /// A made-up payload shaped like the event's real ones, for hook tests
@@ -232,15 +238,20 @@ mod tests {
     #[test]
     fn body_keeps_key_order_and_appends_hook_id_last() {
         let payload = json!({"event": "PostSignIn", "interactionEvent": "SignIn", "sessionId": "s", "userId": "u"});
-        let body = delivery_body("PostSignIn", "2026-08-21T12:00:00.000Z", payload, "hook1");
+        let body = delivery_body(
+            "PostSignIn",
+            "2026-08-21T12:00:00.000Z",
+            &payload.to_string(),
+            "hook1",
+        );
         assert_eq!(
-            body.to_string(),
+            body,
             r#"{"event":"PostSignIn","interactionEvent":"SignIn","createdAt":"2026-08-21T12:00:00.000Z","sessionId":"s","userId":"u","hookId":"hook1"}"#
         );
         let data = json!({"createdAt": "2026-01-01T00:00:00.000Z", "hookId": "stale", "data": {"id": "o1"}});
-        let body = delivery_body("Organization.Created", "x", data, "hook2");
+        let body = delivery_body("Organization.Created", "x", &data.to_string(), "hook2");
         assert_eq!(
-            body.to_string(),
+            body,
             r#"{"event":"Organization.Created","createdAt":"2026-01-01T00:00:00.000Z","data":{"id":"o1"},"hookId":"hook2"}"#
         );
     }
@@ -248,8 +259,33 @@ mod tests {
     #[test]
     fn a_payload_field_never_renames_the_event() {
         let payload = json!({"event": "PostSignIn", "userId": "u"});
-        let body = delivery_body("PostRegister", "x", payload, "hook1");
+        let body = delivery_body("PostRegister", "x", &payload.to_string(), "hook1");
+        let body: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(body["event"], "PostRegister");
         assert_eq!(body.as_object().unwrap().keys().next().unwrap(), "event");
+    }
+
+    #[test]
+    fn nested_values_pass_through_and_other_payloads_go_under_data() {
+        let body = delivery_body(
+            "User.Created",
+            "t",
+            r#"{"data":{"n":1.50, "s":"\u00e9"}}"#,
+            "h",
+        );
+        assert_eq!(
+            body,
+            r#"{"event":"User.Created","createdAt":"t","data":{"n":1.50, "s":"\u00e9"},"hookId":"h"}"#
+        );
+        let body = delivery_body("User.Created", "t", "[1,2]", "h");
+        assert_eq!(
+            body,
+            r#"{"event":"User.Created","createdAt":"t","data":[1,2],"hookId":"h"}"#
+        );
+        let body = delivery_body("User.Created", "t", "not json", "h");
+        assert_eq!(
+            body,
+            r#"{"event":"User.Created","createdAt":"t","data":null,"hookId":"h"}"#
+        );
     }
 }
