@@ -13,7 +13,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use tokio::sync::{oneshot, Notify};
@@ -328,12 +328,25 @@ fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Box<dyn Job>>, queued: &At
         queued.fetch_sub(1, Ordering::AcqRel);
         let mut batch = vec![first];
         // Under concurrent load, callers resubmit just after their reply;
-        // waiting a moment for them makes one fsync serve many. The writer
-        // sleeps through the wait rather than waiting on the queue, so
-        // those who queue meanwhile need not wake it. An idle writer
-        // commits at once.
-        if last_batch > 1 {
-            std::thread::sleep(GATHER);
+        // waiting a moment for them makes one fsync serve many. An idle
+        // writer commits at once, and so does one holding a lease job: until
+        // a claim's leases are written, the next due time read beside it
+        // cannot see when they end.
+        let gather_until = Instant::now()
+            + if last_batch > 1 {
+                GATHER
+            } else {
+                Duration::ZERO
+            };
+        while batch.len() < MAX_BATCH && batch.iter().all(|job| job.durable()) {
+            let left = gather_until.saturating_duration_since(Instant::now());
+            match jobs.recv_timeout(left) {
+                Ok(job) => {
+                    queued.fetch_sub(1, Ordering::AcqRel);
+                    batch.push(job)
+                }
+                Err(_) => break,
+            }
         }
         while batch.len() < MAX_BATCH {
             match jobs.try_recv() {
