@@ -121,7 +121,7 @@ fn take_leases(
 
 /// Deliveries `ids` with their events, as claimed.
 fn read_claimed(conn: &Connection, ids: &[String]) -> StoreResult<Vec<Claimed>> {
-    let mut fetch = conn.prepare_cached(&sql::select_claimed())?;
+    let mut fetch = conn.prepare_cached(&sql::SELECT_CLAIMED)?;
     let mut claimed = Vec::with_capacity(ids.len());
     for id in ids {
         claimed.push(fetch.query_row([id], |r| {
@@ -1320,7 +1320,7 @@ mod tests {
         for statement in [
             sql::SQLITE_HOOKS_WITH_FREE_SLOTS.as_str(),
             sql::SQLITE_DUE_OF_HOOK.as_str(),
-            &sql::select_claimed(),
+            sql::SELECT_CLAIMED.as_str(),
         ] {
             let compiled_again = conn
                 .prepare_cached(statement)
